@@ -1,0 +1,54 @@
+# Reliable messaging with Kafka — `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NATIVE := infra/native
+
+.PHONY: help
+help: ## List the targets with one line each
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## Install what a fresh Debian machine lacks (apt: build chain, Postgres, Redis; Maven: Kafka jars)
+	@bash $(NATIVE)/install-deps.sh
+	@bash $(NATIVE)/kafka.sh fetch
+
+.PHONY: infra-up
+infra-up: deps ## Start only the infrastructure: Postgres, Redis, 3-node Kafka (native)
+	@bash $(NATIVE)/stack.sh start
+
+.PHONY: up
+up: infra-up ## Run the demo: infrastructure + order-service (:8080) + payment-service (:8081)
+	@bash $(NATIVE)/services.sh start
+
+.PHONY: down
+down: ## Stop exactly what `make up` / `make test` started (reused servers keep running)
+	@bash $(NATIVE)/services.sh stop
+	@bash $(NATIVE)/stack.sh stop
+
+.PHONY: status
+status: ## Show what is running
+	@bash $(NATIVE)/stack.sh status || true
+	@bash $(NATIVE)/services.sh status || true
+
+.PHONY: logs
+logs: ## Tail the logs of the services and the infrastructure
+	@tail -n 20 -F .state/services/*.log .state/postgres/postgres.log .state/redis/redis.log .state/kafka-main/node-*.log 2>/dev/null
+
+.PHONY: test
+test: infra-up ## Run all tests against the real Postgres, Redis and 3-node Kafka (starts them if needed)
+	cargo test --workspace --all-targets --locked
+	@bash scripts/check-docs.sh
+
+.PHONY: fmt
+fmt: ## Format the Rust code
+	cargo fmt --all
+
+.PHONY: lint
+lint: ## fmt check + clippy -D warnings + shellcheck-style syntax check of the scripts
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	@for f in infra/native/*.sh scripts/*.sh .ci/run; do bash -n "$$f" || exit 1; done
+
+.PHONY: sqlx-prepare
+sqlx-prepare: infra-up ## Regenerate the committed .sqlx/ offline query data (needs sqlx-cli)
+	bash scripts/sqlx-prepare.sh

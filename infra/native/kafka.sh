@@ -1,0 +1,561 @@
+#!/usr/bin/env bash
+# A real 3-node Apache Kafka cluster (KRaft, combined broker+controller nodes) run natively
+# from the Maven Central jars fetched by infra/kafka/pom.xml. No Docker, no tarball.
+#
+#   kafka.sh fetch                 download the jars into $STATE_DIR/kafka-dist/libs (pre-warm)
+#   kafka.sh start                 reuse a cluster already answering, else start ours and wait
+#                                  until 3 brokers are registered and an RF-3 topic has ISR 3/3
+#   kafka.sh stop                  stop what this script started (and only that)
+#   kafka.sh status                per node: pid alive? ports open? (exit 0 only if all 3 are up)
+#   kafka.sh logs [N]              tail the node logs
+#   kafka.sh stop-node N | start-node N | kill-node N | freeze-node N | thaw-node N
+#                                  failure drills: SIGTERM / start / SIGKILL / SIGSTOP / SIGCONT
+#   kafka.sh wipe                  stop, then delete this cluster's state dir
+#   kafka.sh bootstrap             print the bootstrap string
+#
+# Environment:
+#   KAFKA_CLUSTER     cluster name (default main); state in $STATE_DIR/kafka-$KAFKA_CLUSTER,
+#                     jars shared in $STATE_DIR/kafka-dist
+#   KAFKA_PORT_BASE   default 9092: node N listens for clients on 127.0.0.1:BASE+N-1 and for
+#                     the controller quorum on 127.0.0.1:BASE+100+N-1. Remembered per cluster.
+#   KAFKA_READY_TIMEOUT  seconds to wait for readiness on start (default 180)
+#   KAFKA_HEAP_OPTS, KAFKA_JVM_OPTS, KAFKA_TOOLS_JVM_OPTS  override the JVM settings below.
+COMPONENT=kafka
+# shellcheck source=infra/native/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+POM="$ROOT/infra/kafka/pom.xml"
+LOG4J_CONFIG="$ROOT/infra/kafka/log4j2.yaml"
+DIST="$STATE_DIR/kafka-dist"
+LIBS="$DIST/libs"
+
+KAFKA_CLUSTER="${KAFKA_CLUSTER:-main}"
+[[ $KAFKA_CLUSTER =~ ^[A-Za-z0-9_-]+$ ]] || die "KAFKA_CLUSTER must match [A-Za-z0-9_-]+ (got '$KAFKA_CLUSTER')"
+CDIR="$STATE_DIR/kafka-$KAFKA_CLUSTER"
+MARKER="$CDIR/started-by-us"
+NODES=(1 2 3)
+READY_TOPIC="__readiness_check"
+READY_TIMEOUT="${KAFKA_READY_TIMEOUT:-180}"
+STOP_TIMEOUT=60
+
+# Broker JVMs. Three of them share 2 cores and 24 GiB with a Rust build, so: a fixed 512m-1g
+# heap each (Kafka keeps data in the page cache, not the heap; 1g is plenty for a test load).
+# SerialGC: single-threaded GC, no concurrent GC threads fighting for 2 cores, smallest
+# footprint, and measurably the quickest cold start here; pauses at <=1g heap are short.
+# Full C2 JIT stays on (no TieredStopAtLevel) because brokers are long-running and load-tested.
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}"
+KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseSerialGC -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
+# CLI tools (TopicCommand, StorageTool, ...) live for ~2s: C1-only JIT and a small heap start
+# them fastest. Their logging uses log4j2's built-in default (errors only, to the console).
+KAFKA_TOOLS_JVM_OPTS="${KAFKA_TOOLS_JVM_OPTS:--Xms32m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true}"
+
+# ---------------------------------------------------------------------------------------------
+# Ports. The base is remembered in the cluster dir: the controller endpoints are written into
+# the KRaft metadata log at format time, so a formatted cluster cannot move ports.
+resolve_port_base() {
+  local saved=""
+  [ -f "$CDIR/port-base" ] && saved="$(cat "$CDIR/port-base")"
+  if [ -n "${KAFKA_PORT_BASE:-}" ]; then
+    if ! [[ $KAFKA_PORT_BASE =~ ^[0-9]+$ ]] || [ "$KAFKA_PORT_BASE" -lt 1024 ] || [ "$KAFKA_PORT_BASE" -gt 65300 ]; then
+      die "KAFKA_PORT_BASE must be a port number between 1024 and 65300 (got '$KAFKA_PORT_BASE')"
+    fi
+    if [ -n "$saved" ] && [ "$saved" != "$KAFKA_PORT_BASE" ]; then
+      die "cluster '$KAFKA_CLUSTER' was created with KAFKA_PORT_BASE=$saved; use that, or wipe it first"
+    fi
+    PORT_BASE="$KAFKA_PORT_BASE"
+  else
+    PORT_BASE="${saved:-9092}"
+  fi
+}
+resolve_port_base
+
+broker_port() { echo $((PORT_BASE + $1 - 1)); }
+controller_port() { echo $((PORT_BASE + 100 + $1 - 1)); }
+join_ports() { # join_ports <port-fn>: "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3"
+  local n out=""
+  for n in "${NODES[@]}"; do out+="${out:+,}127.0.0.1:$("$1" "$n")"; done
+  echo "$out"
+}
+BOOTSTRAP="$(join_ports broker_port)"
+CONTROLLER_BOOTSTRAP="$(join_ports controller_port)"
+
+node_dir() { echo "$CDIR/node-$1"; }
+node_props() { echo "$CDIR/node-$1/node-$1.properties"; }
+node_pidfile() { echo "$CDIR/node-$1/kafka.pid"; }
+node_out() { echo "$CDIR/node-$1/node-$1.out"; }
+node_logs_dir() { echo "$CDIR/node-$1/logs"; }
+
+check_node_arg() {
+  [[ ${1:-} =~ ^[123]$ ]] || die "expected a node number 1, 2 or 3 (got '${1:-}')"
+}
+
+# node_pid <N>: the pid of our node N when it is running. Stricter than pid_alive: the process
+# must also be *this* node's JVM, so a stale pid file (reboot, pid reuse) is never signalled.
+node_pid() {
+  local pidf pid
+  pidf="$(node_pidfile "$1")"
+  pid_alive "$pidf" || return 1
+  pid="$(cat "$pidf")"
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$(node_props "$1")" || return 1
+  echo "$pid"
+}
+
+# ---------------------------------------------------------------------------------------------
+# fetch: Maven resolves kafka_2.13 + kafka-tools + log4j2 binding into $LIBS. Stamped with the
+# pom's checksum so an edited pom re-fetches; written to a temp dir and renamed so a failed or
+# interrupted download never leaves a half-filled libs folder; flock'd so two clusters starting
+# at once don't both download.
+pom_stamp() { sha256sum "$POM" | cut -d' ' -f1; }
+libs_ready() { [ -f "$LIBS/.fetched" ] && [ "$(cat "$LIBS/.fetched")" = "$(pom_stamp)" ]; }
+
+ensure_tools() {
+  command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null 2>&1 || apt_install maven
+}
+
+fetch() {
+  libs_ready && return 0
+  ensure_tools
+  mkdir -p "$DIST"
+  exec 9>"$DIST/.fetch.lock"
+  flock -w 600 9 || die "another fetch holds $DIST/.fetch.lock"
+  if libs_ready; then exec 9>&-; return 0; fi
+  local tmp="$DIST/libs.tmp.$$" t0=$SECONDS
+  rm -rf "$tmp"
+  log "fetching Kafka jars from Maven Central (infra/kafka/pom.xml) ..."
+  if ! mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
+        -DoutputDirectory="$tmp" >"$DIST/fetch.log" 2>&1; then
+    tail -n 40 "$DIST/fetch.log" >&2
+    rm -rf "$tmp"
+    die "maven fetch failed (full output: $DIST/fetch.log)"
+  fi
+  ls "$tmp"/kafka_2.13-*.jar "$tmp"/kafka-tools-*.jar "$tmp"/log4j-slf4j-impl-*.jar >/dev/null 2>&1 \
+    || die "maven fetch finished but the broker/tools/logging jars are missing from $tmp"
+  pom_stamp >"$tmp/.fetched"
+  rm -rf "$LIBS"
+  mv "$tmp" "$LIBS"
+  exec 9>&-
+  log "fetched $(find "$LIBS" -name '*.jar' | wc -l) jars ($(du -sh "$LIBS" | cut -f1)) in $((SECONDS - t0))s into $LIBS"
+}
+
+# Run one of Kafka's own CLI classes from the same jars as the broker.
+kafka_tool() {
+  local cls=$1; shift
+  # shellcheck disable=SC2086 # word-splitting of the JVM options is intended
+  java $KAFKA_TOOLS_JVM_OPTS -cp "$LIBS/*" "$cls" "$@"
+}
+
+# ---------------------------------------------------------------------------------------------
+# State: ids (generated once per cluster), per-node properties (regenerated on every start so
+# edits to this script take effect), and a client config for the readiness tools.
+
+# A Kafka Uuid string: 16 random bytes, URL-safe base64 without padding (22 chars), never
+# starting with '-' (Kafka's own Uuid.randomUuid() rule, so it can't be taken for a CLI flag).
+kafka_uuid() {
+  local u
+  while :; do
+    u="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    [[ $u == -* ]] || break
+  done
+  echo "$u"
+}
+
+ensure_state() {
+  local n
+  mkdir -p "$CDIR"
+  echo "$PORT_BASE" >"$CDIR/port-base"
+  [ -s "$CDIR/cluster.id" ] || kafka_uuid >"$CDIR/cluster.id"
+  for n in "${NODES[@]}"; do
+    mkdir -p "$(node_dir "$n")/data" "$(node_logs_dir "$n")"
+    # The metadata log dir id of node N; part of the initial voter set (KIP-853).
+    [ -s "$(node_dir "$n")/dir.id" ] || kafka_uuid >"$(node_dir "$n")/dir.id"
+    write_node_props "$n"
+  done
+  cat >"$CDIR/tools.properties" <<'EOF'
+# Admin client settings for kafka.sh's readiness checks: fail fast and let the loop retry.
+request.timeout.ms=3000
+default.api.timeout.ms=6000
+EOF
+}
+
+write_node_props() {
+  local n=$1
+  cat >"$(node_props "$n")" <<EOF
+# Generated by infra/native/kafka.sh for cluster '$KAFKA_CLUSTER' node $n. Do not edit: rewritten
+# on every start. This is the "store" stage: the settings that decide whether an acknowledged
+# write survives a broker failure are the replication ones below.
+
+## --- KRaft: every node is both broker and controller --------------------------------------
+# Combined mode: 3 JVMs give a 3-voter Raft quorum (tolerates 1 failure) and 3 brokers.
+process.roles=broker,controller
+# Stable id per node; also its replica id in partition assignments and ISR lists.
+node.id=$n
+# Dynamic quorum (KIP-853, the 4.x way): voters are seeded at format time with
+# --initial-controllers; this is only where to find them.
+controller.quorum.bootstrap.servers=$CONTROLLER_BOOTSTRAP
+# Name of the listener used for Raft/controller traffic.
+controller.listener.names=CONTROLLER
+
+## --- Network: loopback only ------------------------------------------------------------------
+# Clients on BASE+N-1, quorum on BASE+100+N-1; bound to 127.0.0.1 so nothing is exposed.
+listeners=PLAINTEXT://127.0.0.1:$(broker_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")
+# What clients and peers are told to connect to: the same loopback address.
+advertised.listeners=PLAINTEXT://127.0.0.1:$(broker_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")
+# Plaintext is fine on loopback for a local study cluster.
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+# Replication between brokers uses the client listener.
+inter.broker.listener.name=PLAINTEXT
+
+## --- Storage -----------------------------------------------------------------------------------
+# One data dir per node (also holds the __cluster_metadata Raft log).
+log.dirs=$(node_dir "$n")/data
+# 16 MiB segments: roll/retention/compaction act on whole segments, so small ones keep a test
+# cluster's disk use and cleanup granular (default 1 GiB).
+log.segment.bytes=16777216
+# Local study cluster: one day of data is plenty and bounds disk use under load tests.
+log.retention.hours=24
+# No log.flush.* settings on purpose: durability comes from replication (acks=all +
+# min.insync.replicas), not from fsync per message; the OS flushes the page cache.
+
+## --- Durability: the store stage -------------------------------------------------------------
+# New topics get 3 copies, one per broker: survives losing any single broker.
+default.replication.factor=3
+# acks=all succeeds only when >=2 replicas have the write: an acked record is on 2 brokers, and
+# one broker may be down without blocking producers. (3 would block writes on any failure.)
+min.insync.replicas=2
+# Never elect an out-of-sync replica as leader: that would silently drop acknowledged writes.
+# Unavailability is preferred over data loss.
+unclean.leader.election.enable=false
+# Consumer offsets are state too: replicate them like data.
+offsets.topic.replication.factor=3
+# 10 instead of 50 partitions: the topic is created on the first group join, and 150 replicas
+# on 2 cores makes that first join slow; 10 is plenty for tests.
+offsets.topic.num.partitions=10
+# Transaction coordinator state (for exactly-once producers) replicated 3x ...
+transaction.state.log.replication.factor=3
+# ... and writes to it need 2 in-sync copies, same rule as the data.
+transaction.state.log.min.isr=2
+# Same reasoning as offsets.topic.num.partitions.
+transaction.state.log.num.partitions=10
+# Topics are created explicitly (tests/services declare RF, partitions, configs); a typo'd topic
+# name must fail loudly rather than silently creating a new topic.
+auto.create.topics.enable=false
+# Default partition count for explicitly created topics without --partitions: one per broker.
+num.partitions=3
+
+## --- Sized for 2 cores running 3 brokers (+ a Rust build) ------------------------------------
+# Threads accepting/reading requests (default 3); 2 is ample for loopback test traffic.
+num.network.threads=2
+# Threads doing disk I/O for requests (default 8).
+num.io.threads=2
+# One fetcher thread per source broker is enough for 3 nodes (default 1, stated for clarity).
+num.replica.fetchers=1
+# Background housekeeping threads (default 10).
+background.threads=2
+# Log recovery at startup per data dir (default 2).
+num.recovery.threads.per.data.dir=1
+# Log cleaner (compaction) threads (default 1).
+log.cleaner.threads=1
+# Group coordinator event-processing threads (default 4).
+group.coordinator.threads=1
+
+## --- Test speed ------------------------------------------------------------------------------
+# Do not hold the first rebalance back 3s waiting for more members: tests start consumers
+# one by one and want assignments immediately.
+group.initial.rebalance.delay.ms=0
+EOF
+}
+
+is_formatted() { [ -f "$(node_dir "$1")/data/meta.properties" ]; }
+
+# Format the storage of the nodes given (in parallel: each is a ~2s JVM). All nodes get the same
+# cluster id and the same initial voter set "id@host:port:directory-id".
+format_nodes() {
+  local n initial="" pids=() failed=0
+  for n in "${NODES[@]}"; do
+    initial+="${initial:+,}$n@127.0.0.1:$(controller_port "$n"):$(cat "$(node_dir "$n")/dir.id")"
+  done
+  for n in "$@"; do
+    log "formatting node $n storage (cluster id $(cat "$CDIR/cluster.id"))"
+    kafka_tool kafka.tools.StorageTool format \
+      --config "$(node_props "$n")" \
+      --cluster-id "$(cat "$CDIR/cluster.id")" \
+      --initial-controllers "$initial" >"$(node_dir "$n")/format.log" 2>&1 &
+    pids+=($!)
+  done
+  for n in "${!pids[@]}"; do
+    wait "${pids[$n]}" || failed=1
+  done
+  for n in "$@"; do
+    if ! is_formatted "$n"; then
+      cat "$(node_dir "$n")/format.log" >&2
+      failed=1
+    fi
+  done
+  [ "$failed" -eq 0 ] || die "formatting storage failed (see $CDIR/node-*/format.log)"
+}
+
+# Start node N's JVM in the background (no waiting).
+launch_node() {
+  local n=$1 pid
+  if pid="$(node_pid "$n")"; then
+    log "node $n already running (pid $pid)"
+    return 0
+  fi
+  if tcp_open 127.0.0.1 "$(broker_port "$n")" || tcp_open 127.0.0.1 "$(controller_port "$n")"; then
+    die "node $n: port $(broker_port "$n") or $(controller_port "$n") is taken by a process this script did not start"
+  fi
+  {
+    echo
+    echo "===== $(date -Is) starting node $n ====="
+  } >>"$(node_out "$n")"
+  # shellcheck disable=SC2086 # word-splitting of the JVM options is intended
+  nohup java $KAFKA_HEAP_OPTS $KAFKA_JVM_OPTS \
+    -Dlog4j2.configurationFile="$LOG4J_CONFIG" \
+    -Dkafka.logs.dir="$(node_logs_dir "$n")" \
+    -cp "$LIBS/*" kafka.Kafka "$(node_props "$n")" \
+    >>"$(node_out "$n")" 2>&1 </dev/null &
+  echo $! >"$(node_pidfile "$n")"
+  log "node $n started (pid $!, client 127.0.0.1:$(broker_port "$n"), controller 127.0.0.1:$(controller_port "$n"))"
+}
+
+prepare_and_launch() { # prepare_and_launch <node...>
+  local n unformatted=()
+  fetch
+  ensure_state
+  for n in "$@"; do is_formatted "$n" || unformatted+=("$n"); done
+  [ ${#unformatted[@]} -eq 0 ] || format_nodes "${unformatted[@]}"
+  for n in "$@"; do launch_node "$n"; done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Readiness. wait_for bounds attempts; the deadline guard bounds wall-clock time too, since a
+# single JVM tool attempt takes a few seconds.
+# wait_for silences its command, so these report on fd 4, a copy of the script's stderr.
+exec 4>&2
+DEADLINE=0
+before_deadline() {
+  [ "$SECONDS" -lt "$DEADLINE" ] || die "timed out after ${READY_TIMEOUT}s waiting for: $1" 2>&4
+  shift
+  "$@"
+}
+all_ports_open() {
+  local n
+  for n in "${NODES[@]}"; do
+    tcp_open 127.0.0.1 "$(broker_port "$n")" || return 1
+    tcp_open 127.0.0.1 "$(controller_port "$n")" || return 1
+  done
+}
+all_broker_ports_open() {
+  local n
+  for n in "${NODES[@]}"; do tcp_open 127.0.0.1 "$(broker_port "$n")" || return 1; done
+}
+nodes_alive() {
+  local n
+  for n in "${NODES[@]}"; do node_pid "$n" >/dev/null || die "node $n exited during startup" 2>&4; done
+}
+three_brokers_registered() { # the controller's metadata lists 3 unfenced brokers
+  nodes_alive
+  [ "$(kafka_tool org.apache.kafka.tools.ClusterTool list-endpoints \
+        --bootstrap-server "$BOOTSTRAP" --command-config "$CDIR/tools.properties" 2>/dev/null \
+        | awk '$5 == "unfenced" && $6 == "broker"' | wc -l)" -ge 3 ]
+}
+readiness_topic_created() {
+  nodes_alive
+  kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" \
+    --command-config "$CDIR/tools.properties" --create --if-not-exists \
+    --topic "$READY_TOPIC" --partitions 1 --replication-factor 3
+}
+isr_count() { # number of replicas in the ISR of partition 0 of the readiness topic
+  kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" \
+    --command-config "$CDIR/tools.properties" --describe --topic "$READY_TOPIC" 2>/dev/null \
+    | sed -n 's/.*Isr: \([0-9,]*\).*/\1/p' | head -n1 | tr ',' '\n' | grep -c '[0-9]'
+}
+isr_full() { nodes_alive; [ "$(isr_count)" -eq 3 ]; }
+
+tail_node_logs() {
+  local n lines=${1:-25}
+  for n in "${NODES[@]}"; do
+    if [ -f "$(node_logs_dir "$n")/server.log" ]; then
+      printf '\n----- node %s: %s -----\n' "$n" "$(node_logs_dir "$n")/server.log" >&2
+      tail -n "$lines" "$(node_logs_dir "$n")/server.log" >&2
+    fi
+    if [ -s "$(node_out "$n")" ]; then
+      printf '\n----- node %s: %s -----\n' "$n" "$(node_out "$n")" >&2
+      tail -n "$lines" "$(node_out "$n")" >&2
+    fi
+  done
+}
+
+wait_ready() {
+  local t0=$1
+  DEADLINE=$((SECONDS + READY_TIMEOUT))
+  if ! (
+    wait_for "$READY_TIMEOUT" "3 nodes listening" before_deadline "3 nodes listening" all_ports_open
+    wait_for "$READY_TIMEOUT" "3 brokers registered" before_deadline "3 brokers registered" three_brokers_registered
+    wait_for "$READY_TIMEOUT" "topic $READY_TOPIC created" before_deadline "topic $READY_TOPIC created" readiness_topic_created
+    wait_for "$READY_TIMEOUT" "ISR 3/3 on $READY_TOPIC" before_deadline "ISR 3/3 on $READY_TOPIC" isr_full
+  ); then
+    tail_node_logs 30
+    die "cluster '$KAFKA_CLUSTER' did not become ready (nodes left running; 'kafka.sh logs' / 'kafka.sh stop')"
+  fi
+  log "3 brokers ready, ISR 3/3 in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')s"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Stopping.
+wait_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+stop_nodes() { # stop_nodes <node...>: SIGTERM (controlled shutdown), bounded wait, then SIGKILL
+  local n pid pids=() names=()
+  for n in "$@"; do
+    if pid="$(node_pid "$n")"; then
+      kill -CONT "$pid" 2>/dev/null || true # a frozen node can't handle SIGTERM
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid"); names+=("$n")
+    fi
+  done
+  local i
+  for i in "${!pids[@]}"; do
+    if ! (wait_for "$STOP_TIMEOUT" "node ${names[$i]} to exit" wait_gone "${pids[$i]}") 2>/dev/null; then
+      log "node ${names[$i]} (pid ${pids[$i]}) ignored SIGTERM for ${STOP_TIMEOUT}s; sending SIGKILL"
+      kill -KILL "${pids[$i]}" 2>/dev/null || true
+      wait_for 10 "node ${names[$i]} to die" wait_gone "${pids[$i]}"
+    fi
+    rm -f "$(node_pidfile "${names[$i]}")"
+    log "node ${names[$i]} stopped"
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Subcommands.
+cmd_start() {
+  local t0 n running=0
+  t0="$(date +%s.%N)"
+  for n in "${NODES[@]}"; do node_pid "$n" >/dev/null && running=$((running + 1)); done
+  if [ "$running" -eq 0 ] && all_broker_ports_open; then
+    log "a cluster already answers on $BOOTSTRAP; reusing it (not started by us, 'stop' will leave it alone)"
+    echo "$BOOTSTRAP"
+    return 0
+  fi
+  if [ "$running" -eq 3 ] && [ -f "$MARKER" ]; then
+    log "cluster '$KAFKA_CLUSTER' already running (started by this script)"
+    echo "$BOOTSTRAP"
+    return 0
+  fi
+  log "starting cluster '$KAFKA_CLUSTER' (bootstrap $BOOTSTRAP, state $CDIR)"
+  prepare_and_launch "${NODES[@]}"
+  date -Is >"$MARKER"
+  wait_ready "$t0"
+  log "bootstrap: $BOOTSTRAP"
+  echo "$BOOTSTRAP"
+}
+
+cmd_stop() {
+  if [ ! -f "$MARKER" ]; then
+    local n
+    for n in "${NODES[@]}"; do
+      if node_pid "$n" >/dev/null; then
+        log "no started-by-us marker but node $n of '$KAFKA_CLUSTER' is ours and running; stopping it"
+        stop_nodes "${NODES[@]}"
+        return 0
+      fi
+    done
+    log "cluster '$KAFKA_CLUSTER' was not started by this script; nothing to stop"
+    return 0
+  fi
+  log "stopping cluster '$KAFKA_CLUSTER'"
+  stop_nodes "${NODES[@]}"
+  rm -f "$MARKER"
+}
+
+cmd_status() {
+  local n pid up=0 p_state b_state c_state
+  echo "cluster '$KAFKA_CLUSTER'  bootstrap $BOOTSTRAP  state $CDIR$([ -f "$MARKER" ] && echo '  (started by us)')"
+  for n in "${NODES[@]}"; do
+    if pid="$(node_pid "$n")"; then
+      p_state="pid $pid alive"
+      [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = "T" ] && p_state="pid $pid FROZEN (SIGSTOP)"
+    else
+      p_state="no process of ours"
+    fi
+    tcp_open 127.0.0.1 "$(broker_port "$n")" && b_state=open || b_state=closed
+    tcp_open 127.0.0.1 "$(controller_port "$n")" && c_state=open || c_state=closed
+    printf 'node %s: %-28s client %s %-6s controller %s %s\n' "$n" "$p_state" \
+      "$(broker_port "$n")" "$b_state" "$(controller_port "$n")" "$c_state"
+    [ "$b_state" = open ] && [ "$c_state" = open ] && [[ $p_state != *FROZEN* ]] && up=$((up + 1))
+  done
+  [ "$up" -eq 3 ]
+}
+
+cmd_logs() {
+  if [ -n "${1:-}" ]; then
+    check_node_arg "$1"
+    tail -n 60 "$(node_logs_dir "$1")/server.log" "$(node_out "$1")" 2>/dev/null || die "no logs for node $1"
+  else
+    tail_node_logs 40 2>&1
+  fi
+}
+
+require_ours() {
+  [ -f "$(node_props "$1")" ] || die "cluster '$KAFKA_CLUSTER' has no node $1 here ($CDIR); was it started by this script?"
+}
+
+cmd_node() {
+  local action=$1 n=${2:-} pid
+  check_node_arg "$n"
+  require_ours "$n"
+  case "$action" in
+    start-node)
+      prepare_and_launch "$n"
+      if ! (wait_for 60 "node $n to listen on $(broker_port "$n")" tcp_open 127.0.0.1 "$(broker_port "$n")"); then
+        tail_node_logs 30; die "node $n did not come up"
+      fi
+      ;;
+    stop-node) stop_nodes "$n" ;;
+    kill-node)
+      pid="$(node_pid "$n")" || die "node $n is not running"
+      kill -KILL "$pid"
+      wait_for 10 "node $n to die" wait_gone "$pid"
+      rm -f "$(node_pidfile "$n")"
+      log "node $n killed (SIGKILL, pid $pid)"
+      ;;
+    freeze-node)
+      pid="$(node_pid "$n")" || die "node $n is not running"
+      kill -STOP "$pid"
+      log "node $n frozen (SIGSTOP, pid $pid); 'thaw-node $n' resumes it"
+      ;;
+    thaw-node)
+      pid="$(node_pid "$n")" || die "node $n is not running"
+      kill -CONT "$pid"
+      log "node $n thawed (SIGCONT, pid $pid)"
+      ;;
+  esac
+}
+
+cmd_wipe() {
+  cmd_stop
+  local n
+  for n in "${NODES[@]}"; do
+    node_pid "$n" >/dev/null && die "node $n still running; not wiping $CDIR"
+  done
+  rm -rf "$CDIR"
+  log "wiped $CDIR"
+}
+
+usage() {
+  sed -n '2,/^COMPONENT=/{/^COMPONENT=/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}" >&2
+  exit 2
+}
+
+case "${1:-}" in
+  fetch) fetch; log "jars ready in $LIBS ($(du -sh "$LIBS" | cut -f1))" ;;
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  logs) cmd_logs "${2:-}" ;;
+  start-node | stop-node | kill-node | freeze-node | thaw-node) cmd_node "$1" "${2:-}" ;;
+  wipe) cmd_wipe ;;
+  bootstrap) echo "$BOOTSTRAP" ;;
+  *) usage ;;
+esac

@@ -1,0 +1,139 @@
+//! Admin operations: create a topic with the replication the note asks for, and read
+//! back what the cluster says about it.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::KafkaAdminError;
+
+/// Creates `topic` with `partitions` partitions and `replication_factor` replicas,
+/// requiring `min.insync.replicas=2` when replicated, so that an `acks=all` write
+/// counts as committed only once two copies have it. An existing topic is accepted.
+pub async fn create_topic(
+    bootstrap_servers: &str,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+) -> Result<(), KafkaAdminError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .create()?;
+    let min_isr = if replication_factor >= 3 { "2" } else { "1" };
+    let new_topic = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    )
+    .set("min.insync.replicas", min_isr);
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin.create_topics([&new_topic], &options).await?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(KafkaAdminError::CreateTopic {
+                    topic: name,
+                    reason: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the metadata says about one topic.
+#[derive(Debug, Clone)]
+pub struct TopicView {
+    pub name: String,
+    /// Per partition: (partition id, leader, replicas, in-sync replicas).
+    pub partitions: Vec<PartitionView>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PartitionView {
+    pub id: i32,
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+impl TopicView {
+    /// True when every partition has all its replicas in sync.
+    pub fn fully_in_sync(&self) -> bool {
+        self.partitions.iter().all(|p| {
+            let mut r = p.replicas.clone();
+            let mut i = p.isr.clone();
+            r.sort_unstable();
+            i.sort_unstable();
+            r == i
+        })
+    }
+}
+
+/// The brokers the cluster metadata lists.
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    pub broker_ids: Vec<i32>,
+}
+
+fn metadata_client(bootstrap_servers: &str) -> Result<BaseConsumer, KafkaAdminError> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        // A probe must not hang on a dead cluster: give up on a broker quickly.
+        .set("socket.connection.setup.timeout.ms", "2000")
+        .create()?)
+}
+
+/// Reads topic metadata (blocking librdkafka call, run off the async threads).
+pub async fn describe_topic(
+    bootstrap_servers: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<TopicView, KafkaAdminError> {
+    let client = metadata_client(bootstrap_servers)?;
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let md = client.fetch_metadata(Some(&topic), timeout)?;
+        let t = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            .ok_or_else(|| KafkaAdminError::UnknownTopic(topic.clone()))?;
+        Ok(TopicView {
+            name: topic.clone(),
+            partitions: t
+                .partitions()
+                .iter()
+                .map(|p| PartitionView {
+                    id: p.id(),
+                    leader: p.leader(),
+                    replicas: p.replicas().to_vec(),
+                    isr: p.isr().to_vec(),
+                })
+                .collect(),
+        })
+    })
+    .await
+    .map_err(|e| KafkaAdminError::Join(e.to_string()))?
+}
+
+/// Asks the cluster which brokers it has; an error means no broker answered in time.
+pub async fn describe_cluster(
+    bootstrap_servers: &str,
+    timeout: Duration,
+) -> Result<ClusterView, KafkaAdminError> {
+    let client = metadata_client(bootstrap_servers)?;
+    tokio::task::spawn_blocking(move || {
+        let md = client.fetch_metadata(None, timeout)?;
+        Ok(ClusterView {
+            broker_ids: md.brokers().iter().map(|b| b.id()).collect(),
+        })
+    })
+    .await
+    .map_err(|e| KafkaAdminError::Join(e.to_string()))?
+}

@@ -1,0 +1,29 @@
+//! Kafka client configuration for the produce and consume stages of the study note,
+//! and the few admin operations the services and tests need.
+//!
+//! Every setting that decides whether a message can be lost or duplicated is set here
+//! explicitly, with the reason beside it, instead of being left to librdkafka's defaults.
+//! The services take these configs; they never assemble Kafka settings themselves.
+
+mod admin;
+mod consumer;
+mod producer;
+
+pub use admin::{
+    ClusterView, PartitionView, TopicView, create_topic, describe_cluster, describe_topic,
+};
+pub use consumer::at_least_once_consumer;
+pub use producer::{Acks, ProducerSettings};
+
+/// Errors of the admin helpers.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaAdminError {
+    #[error("kafka: {0}")]
+    Client(#[from] rdkafka::error::KafkaError),
+    #[error("kafka: creating topic {topic}: {reason}")]
+    CreateTopic { topic: String, reason: String },
+    #[error("kafka: topic {0} is not in the cluster metadata")]
+    UnknownTopic(String),
+    #[error("kafka: the metadata call did not finish: {0}")]
+    Join(String),
+}

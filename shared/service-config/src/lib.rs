@@ -1,0 +1,220 @@
+//! Configuration from environment variables, with documented defaults and errors that
+//! name the variable.
+//!
+//! Both services read the same infrastructure settings (`DATABASE_URL`, `REDIS_URL`,
+//! `KAFKA_BOOTSTRAP_SERVERS`, `PORT`). A bad value must stop the process at start-up
+//! with one line that says which variable and what is wrong, never a panic deep inside
+//! a client library minutes later.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use url::Url;
+
+/// A configuration value that could not be used. `Display` is the one line printed
+/// before the process exits.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    /// The offending value, with any password replaced by `***`.
+    pub value: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(variable: &'static str, value: &str, reason: impl Into<String>) -> Self {
+        Self {
+            variable,
+            value: redact(value),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Where a service finds its infrastructure, and where it listens.
+#[derive(Debug, Clone)]
+pub struct InfraConfig {
+    /// `DATABASE_URL`: the service's own Postgres database (created if missing).
+    pub database_url: String,
+    /// `REDIS_URL`: the Redis fast path (optional at run time: correctness never needs it).
+    pub redis_url: String,
+    /// `KAFKA_BOOTSTRAP_SERVERS`: comma-separated `host:port` list of the Kafka cluster.
+    pub kafka_bootstrap_servers: String,
+    /// `HOST` + `PORT`: the HTTP listener.
+    pub listen_addr: SocketAddr,
+}
+
+/// Per-service defaults: each service has its own database and port.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    pub database: &'static str,
+    pub port: u16,
+}
+
+pub const DEFAULT_POSTGRES_SERVER: &str = "postgres://postgres:postgres@127.0.0.1:5432";
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_KAFKA_BOOTSTRAP_SERVERS: &str = "127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094";
+
+impl InfraConfig {
+    /// Reads the process environment.
+    pub fn from_env(defaults: Defaults) -> Result<Self, ConfigError> {
+        Self::from_lookup(defaults, |name| std::env::var(name).ok())
+    }
+
+    /// Reads from any lookup function (tests pass a map instead of the environment).
+    pub fn from_lookup(
+        defaults: Defaults,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let default_db = format!("{DEFAULT_POSTGRES_SERVER}/{}", defaults.database);
+        let database_url = lookup("DATABASE_URL").unwrap_or(default_db);
+        parse_url("DATABASE_URL", &database_url, &["postgres", "postgresql"])?;
+
+        let redis_url = lookup("REDIS_URL").unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned());
+        parse_url("REDIS_URL", &redis_url, &["redis", "rediss"])?;
+
+        let kafka_bootstrap_servers = lookup("KAFKA_BOOTSTRAP_SERVERS")
+            .unwrap_or_else(|| DEFAULT_KAFKA_BOOTSTRAP_SERVERS.to_owned());
+        parse_bootstrap_servers("KAFKA_BOOTSTRAP_SERVERS", &kafka_bootstrap_servers)?;
+
+        let host = match lookup("HOST") {
+            Some(raw) => raw
+                .parse::<IpAddr>()
+                .map_err(|e| ConfigError::new("HOST", &raw, format!("not an IP address: {e}")))?,
+            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        let port = match lookup("PORT") {
+            Some(raw) => raw.parse::<u16>().map_err(|e| {
+                ConfigError::new("PORT", &raw, format!("not a TCP port (0-65535): {e}"))
+            })?,
+            None => defaults.port,
+        };
+
+        Ok(Self {
+            database_url,
+            redis_url,
+            kafka_bootstrap_servers,
+            listen_addr: SocketAddr::new(host, port),
+        })
+    }
+}
+
+/// Parses `value` as a URL whose scheme is one of `schemes`.
+pub fn parse_url(
+    variable: &'static str,
+    value: &str,
+    schemes: &[&str],
+) -> Result<Url, ConfigError> {
+    let url = Url::parse(value)
+        .map_err(|e| ConfigError::new(variable, value, format!("not a URL: {e}")))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(ConfigError::new(
+            variable,
+            value,
+            format!("scheme must be one of {schemes:?}, got {:?}", url.scheme()),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::new(variable, value, "the URL has no host"));
+    }
+    Ok(url)
+}
+
+/// Checks a Kafka bootstrap list: `host:port[,host:port...]`.
+pub fn parse_bootstrap_servers(variable: &'static str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        return Err(ConfigError::new(
+            variable,
+            value,
+            "empty; expected host:port[,host:port...]",
+        ));
+    }
+    for entry in value.split(',') {
+        let entry = entry.trim();
+        let Some((host, port)) = entry.rsplit_once(':') else {
+            return Err(ConfigError::new(
+                variable,
+                value,
+                format!("{entry:?} has no :port"),
+            ));
+        };
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(ConfigError::new(
+                variable,
+                value,
+                format!("{entry:?} is not host:port"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the password of a URL with `***` so that errors and logs never print it.
+pub fn redact(value: &str) -> String {
+    match Url::parse(value) {
+        Ok(mut url) if url.password().is_some() => {
+            // Setting a password only fails for URLs that cannot have one.
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => value.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const DEFAULTS: Defaults = Defaults {
+        database: "orders",
+        port: 8080,
+    };
+
+    fn config(vars: &[(&str, &str)]) -> Result<InfraConfig, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        InfraConfig::from_lookup(DEFAULTS, |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_point_at_the_native_stack() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(
+            c.database_url,
+            "postgres://postgres:postgres@127.0.0.1:5432/orders"
+        );
+        assert_eq!(c.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(c.kafka_bootstrap_servers, DEFAULT_KAFKA_BOOTSTRAP_SERVERS);
+        assert_eq!(c.listen_addr.port(), 8080);
+    }
+
+    #[test]
+    fn an_unparsable_url_names_the_variable_and_hides_the_password() {
+        let err = config(&[("DATABASE_URL", "mysql://u:secret@db/x")]).expect_err("must be rejected");
+        assert_eq!(err.variable, "DATABASE_URL");
+        let line = err.to_string();
+        assert!(line.starts_with("DATABASE_URL="), "{line}");
+        assert!(line.contains("scheme must be one of"), "{line}");
+        assert!(!line.contains("secret"), "{line}");
+
+        let err = config(&[("REDIS_URL", "not a url")]).expect_err("must be rejected");
+        assert_eq!(err.variable, "REDIS_URL");
+    }
+
+    #[test]
+    fn bootstrap_servers_and_port_are_checked() {
+        let err = config(&[("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092,broker")]).expect_err("must be rejected");
+        assert_eq!(err.variable, "KAFKA_BOOTSTRAP_SERVERS");
+        assert!(
+            err.reason.contains("\"broker\" has no :port"),
+            "{}",
+            err.reason
+        );
+
+        let err = config(&[("PORT", "80800")]).expect_err("must be rejected");
+        assert_eq!(err.variable, "PORT");
+    }
+}

@@ -1,0 +1,33 @@
+//! The start-up and shutdown mechanics every service shares: connect to its own
+//! database (creating it, migrating it), serve HTTP until SIGINT/SIGTERM, and turn a
+//! start-up failure into one clear line instead of a panic.
+
+mod database;
+mod exit;
+mod infrastructure;
+mod server;
+mod shutdown;
+
+use std::net::SocketAddr;
+
+pub use database::{DatabaseError, connect_and_migrate};
+pub use exit::exit_on_error;
+pub use infrastructure::Infrastructure;
+pub use server::HttpServer;
+pub use shutdown::{Shutdown, shutdown_signal};
+
+/// Why a service could not start. `Display` is the single line `main` prints.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] service_config::ConfigError),
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    #[error("HOST/PORT: cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("{variable}: {reason}")]
+    Client {
+        variable: &'static str,
+        reason: String,
+    },
+}

@@ -1,0 +1,46 @@
+//! What every integration test needs: the running stack, a database of its own, unique
+//! Kafka topics and consumer groups, and a bounded `eventually` instead of sleeps.
+//!
+//! Tests share one Postgres, one Redis and one 3-node Kafka cluster per test run (started
+//! with `infra/native/stack.sh` if nothing answers), and isolate themselves by name: each
+//! test gets a fresh database and fresh topic/group names, so tests run in parallel.
+
+mod database;
+mod eventually;
+mod stack;
+
+pub use database::TestDatabase;
+pub use eventually::{eventually, eventually_with};
+pub use stack::{StackUrls, ensure_stack, repo_root};
+
+/// A name nobody else uses: `<prefix>-<random>`. Use it for topics, groups and keys.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The infrastructure settings a service under test gets: the shared stack, its own
+/// database, and port 0 on loopback.
+pub fn infra_config(db: &TestDatabase) -> service_config::InfraConfig {
+    let urls = ensure_stack();
+    service_config::InfraConfig {
+        database_url: db.url.clone(),
+        redis_url: urls.redis_url.clone(),
+        kafka_bootstrap_servers: urls.kafka_bootstrap_servers.clone(),
+        listen_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+    }
+}
+
+/// Creates a topic with a unique name on the shared cluster and returns the name.
+pub async fn create_unique_topic(prefix: &str, partitions: i32, replication_factor: i32) -> String {
+    let urls = ensure_stack();
+    let topic = unique_name(prefix);
+    kafka_config::create_topic(
+        &urls.kafka_bootstrap_servers,
+        &topic,
+        partitions,
+        replication_factor,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("creating test topic {topic}: {e}"));
+    topic
+}

@@ -4,9 +4,12 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use service_runtime::{HttpServer, Infrastructure, Shutdown, StartError};
+use message_consumer::{ConsumerSettings, MessageConsumer};
+use outbox::Relay;
+use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Shutdown, StartError};
 
-use crate::Config;
+use crate::api::{self, ApiState};
+use crate::{Config, PaymentResults};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -16,20 +19,65 @@ pub struct App {
     server: HttpServer,
     infra: Infrastructure,
     shutdown: Shutdown,
+    tasks: BackgroundTasks,
 }
 
 impl App {
-    /// Connects to Postgres (creating and migrating the `orders` database), prepares the
-    /// Redis and Kafka clients and binds the listener. Fails fast on bad configuration.
+    /// Connects to Postgres (creating and migrating the `orders` database), creates the
+    /// topics, starts the relay and the payment-outcome consumer, and binds the
+    /// listener. Fails fast on bad configuration.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let infra = Infrastructure::connect(&config.infra, 20, &MIGRATOR).await?;
-        let router = Router::new().merge(infra.readiness_router());
+        let infra = Infrastructure::connect(
+            &config.infra,
+            20,
+            &[&outbox::MIGRATOR, &inbox::MIGRATOR, &MIGRATOR],
+        )
+        .await?;
         let shutdown = Shutdown::default();
+        let mut tasks = BackgroundTasks::default();
+        let bootstrap = &infra.kafka_bootstrap_servers;
+        infra
+            .ensure_topics(
+                &[&config.order_events_topic, &config.payment_events_topic],
+                config.replication_factor,
+            )
+            .await;
+
+        if config.relay_enabled {
+            let producer = infra.reliable_producer()?;
+            let relay = Relay::new(infra.pool.clone(), producer, config.relay.clone());
+            tasks.spawn("outbox relay", relay.run(shutdown.clone()));
+        }
+
+        let handler = PaymentResults {
+            pool: infra.pool.clone(),
+            consumer_group: config.consumer_group.clone(),
+        };
+        let consumer = MessageConsumer::new(
+            ConsumerSettings::new(
+                bootstrap,
+                &config.consumer_group,
+                &config.payment_events_topic,
+            ),
+            handler,
+        )
+        .map_err(|e| StartError::Client {
+            variable: "KAFKA_BOOTSTRAP_SERVERS",
+            reason: e.to_string(),
+        })?;
+        tasks.spawn("payment-outcome consumer", consumer.run(shutdown.clone()));
+
+        let api = api::router(ApiState {
+            pool: infra.pool.clone(),
+            order_events_topic: config.order_events_topic.clone(),
+        });
+        let router = Router::new().merge(api).merge(infra.readiness_router());
         let server = HttpServer::bind(config.infra.listen_addr, router, shutdown.clone()).await?;
         Ok(Self {
             server,
             infra,
             shutdown,
+            tasks,
         })
     }
 
@@ -42,9 +90,11 @@ impl App {
         self.shutdown.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM or the shutdown switch, then closes the pool.
+    /// Serves until SIGINT/SIGTERM or the shutdown switch; then lets the relay finish
+    /// its pass and flush, the consumer commit what it applied, and closes the pool.
     pub async fn run_until_stopped(self) {
         self.server.serve().await;
+        self.tasks.join().await;
         self.infra.pool.close().await;
         tracing::info!("order-service stopped");
     }

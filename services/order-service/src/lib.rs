@@ -1,8 +1,18 @@
 //! order-service: accepts orders over HTTP and hands their events to Kafka through a
-//! transactional outbox (docs/en/02-produce.md).
+//! transactional outbox (docs/en/02-produce.md), then follows each order to its
+//! payment outcome (docs/en/04-consume.md).
+//!
+//! - `api/`            HTTP: create, read, list orders (problem+json errors)
+//! - `events.rs`       the events this service publishes and consumes (wire format)
+//! - `payment_results` the consumer that moves an order to PAID / PAYMENT_FAILED
+//! - `app.rs`          wiring: database, relay, consumer, HTTP server
 
+mod api;
 mod app;
 mod config;
+pub mod events;
+mod payment_results;
 
 pub use app::App;
 pub use config::{Config, DEFAULTS};
+pub use payment_results::PaymentResults;

@@ -4,9 +4,12 @@
 use std::net::SocketAddr;
 
 use axum::Router;
-use service_runtime::{HttpServer, Infrastructure, Shutdown, StartError};
+use message_consumer::{ConsumerSettings, MessageConsumer};
+use outbox::Relay;
+use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Shutdown, StartError};
 
-use crate::Config;
+use crate::provider::PaymentProvider;
+use crate::{Config, Payments};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -16,20 +19,64 @@ pub struct App {
     server: HttpServer,
     infra: Infrastructure,
     shutdown: Shutdown,
+    tasks: BackgroundTasks,
 }
 
 impl App {
-    /// Connects to Postgres (creating and migrating the `payments` database), prepares the
-    /// Redis and Kafka clients and binds the listener. Fails fast on bad configuration.
+    /// Connects to Postgres (creating and migrating the `payments` database), creates the
+    /// topics, starts the `OrderCreated` consumer and the outcome relay, and binds the
+    /// listener. Fails fast on bad configuration.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let infra = Infrastructure::connect(&config.infra, 20, &MIGRATOR).await?;
-        let router = Router::new().merge(infra.readiness_router());
+        let infra = Infrastructure::connect(
+            &config.infra,
+            20,
+            &[&outbox::MIGRATOR, &inbox::MIGRATOR, &MIGRATOR],
+        )
+        .await?;
         let shutdown = Shutdown::default();
+        let mut tasks = BackgroundTasks::default();
+        infra
+            .ensure_topics(
+                &[&config.order_events_topic, &config.payment_events_topic],
+                config.replication_factor,
+            )
+            .await;
+
+        let handler = Payments {
+            pool: infra.pool.clone(),
+            provider: PaymentProvider::new(infra.pool.clone(), config.provider.clone()),
+            consumer_group: config.consumer_group.clone(),
+            payment_events_topic: config.payment_events_topic.clone(),
+        };
+        let consumer = MessageConsumer::new(
+            ConsumerSettings::new(
+                &infra.kafka_bootstrap_servers,
+                &config.consumer_group,
+                &config.order_events_topic,
+            ),
+            handler,
+        )
+        .map_err(|e| StartError::Client {
+            variable: "KAFKA_BOOTSTRAP_SERVERS",
+            reason: e.to_string(),
+        })?;
+        tasks.spawn("OrderCreated consumer", consumer.run(shutdown.clone()));
+
+        // The outcome events leave through the same shared relay as order-service's.
+        let relay = Relay::new(
+            infra.pool.clone(),
+            infra.reliable_producer()?,
+            config.relay.clone(),
+        );
+        tasks.spawn("outbox relay", relay.run(shutdown.clone()));
+
+        let router = Router::new().merge(infra.readiness_router());
         let server = HttpServer::bind(config.infra.listen_addr, router, shutdown.clone()).await?;
         Ok(Self {
             server,
             infra,
             shutdown,
+            tasks,
         })
     }
 
@@ -42,9 +89,11 @@ impl App {
         self.shutdown.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM or the shutdown switch, then closes the pool.
+    /// Serves until SIGINT/SIGTERM or the shutdown switch; then lets the consumer finish
+    /// the message in hand and commit, the relay flush, and closes the pool.
     pub async fn run_until_stopped(self) {
         self.server.serve().await;
+        self.tasks.join().await;
         self.infra.pool.close().await;
         tracing::info!("payment-service stopped");
     }

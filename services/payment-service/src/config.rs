@@ -1,6 +1,11 @@
 //! payment-service configuration: the shared infrastructure variables plus its own.
 
-use service_config::{ConfigError, Defaults, InfraConfig};
+use std::time::Duration;
+
+use outbox::RelayConfig;
+use service_config::{ConfigError, Defaults, InfraConfig, parse_var};
+
+use crate::provider::ProviderSettings;
 
 /// payment-service listens on 8081 and owns the `payments` database.
 pub const DEFAULTS: Defaults = Defaults {
@@ -11,12 +16,52 @@ pub const DEFAULTS: Defaults = Defaults {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub infra: InfraConfig,
+    /// `ORDER_EVENTS_TOPIC` (default `order-events`): the `OrderCreated` events we consume.
+    pub order_events_topic: String,
+    /// `PAYMENT_EVENTS_TOPIC` (default `payment-events`): where outcomes go.
+    pub payment_events_topic: String,
+    /// `CONSUMER_GROUP` (default `payment-service`).
+    pub consumer_group: String,
+    /// `TOPIC_REPLICATION_FACTOR` (default 3).
+    pub replication_factor: i32,
+    /// `RELAY_*`: see `outbox::RelayConfig::from_lookup`.
+    pub relay: RelayConfig,
+    /// `PROVIDER_LATENCY_MS` (default 0), `PROVIDER_FAILURE_RATE` (0.0-1.0, default 0).
+    pub provider: ProviderSettings,
 }
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|name: &str| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let failure_rate: f64 = parse_var(lookup, "PROVIDER_FAILURE_RATE", 0.0)?;
+        if !(0.0..=1.0).contains(&failure_rate) {
+            return Err(ConfigError::new(
+                "PROVIDER_FAILURE_RATE",
+                &failure_rate.to_string(),
+                "a probability between 0.0 and 1.0",
+            ));
+        }
         Ok(Self {
-            infra: InfraConfig::from_env(DEFAULTS)?,
+            infra: InfraConfig::from_lookup(DEFAULTS, lookup)?,
+            order_events_topic: parse_var(lookup, "ORDER_EVENTS_TOPIC", "order-events".to_owned())?,
+            payment_events_topic: parse_var(
+                lookup,
+                "PAYMENT_EVENTS_TOPIC",
+                "payment-events".to_owned(),
+            )?,
+            consumer_group: parse_var(lookup, "CONSUMER_GROUP", "payment-service".to_owned())?,
+            replication_factor: parse_var(lookup, "TOPIC_REPLICATION_FACTOR", 3)?,
+            relay: RelayConfig::from_lookup(
+                format!("payment-relay-{}", std::process::id()),
+                lookup,
+            )?,
+            provider: ProviderSettings {
+                latency: Duration::from_millis(parse_var(lookup, "PROVIDER_LATENCY_MS", 0)?),
+                failure_rate,
+            },
         })
     }
 }

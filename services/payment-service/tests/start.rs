@@ -2,16 +2,17 @@
 //! refuses bad configuration with one clear line.
 
 use payment_service::{App, Config};
-use test_support::{TestDatabase, infra_config};
+use test_support::{TestDatabase, service_env, unique_name};
 
 #[tokio::test]
 async fn starts_migrates_and_is_ready() {
     let db = TestDatabase::create().await;
-    let app = App::build(Config {
-        infra: infra_config(&db),
-    })
-    .await
-    .expect("app builds");
+    let mut env = service_env(&db);
+    env.insert("ORDER_EVENTS_TOPIC".into(), unique_name("order-events"));
+    env.insert("PAYMENT_EVENTS_TOPIC".into(), unique_name("payment-events"));
+    env.insert("CONSUMER_GROUP".into(), unique_name("group"));
+    let config = Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("config");
+    let app = App::build(config).await.expect("app builds");
     let addr = app.local_addr();
     let shutdown = app.shutdown_handle();
     let running = tokio::spawn(app.run_until_stopped());

@@ -27,3 +27,23 @@ pub enum KafkaAdminError {
     #[error("kafka: the metadata call did not finish: {0}")]
     Join(String),
 }
+
+/// Header names every event carries on Kafka.
+pub mod headers {
+    /// The event's unique id (the outbox row id). Consumers deduplicate on it.
+    pub const EVENT_ID: &str = "event-id";
+    /// What happened (`OrderCreated`, `PaymentSucceeded`, ...).
+    pub const EVENT_TYPE: &str = "event-type";
+    /// Set on dead-lettered messages: why the message was rejected.
+    pub const DLQ_REASON: &str = "dlq-reason";
+    /// Set on dead-lettered messages: where the message came from.
+    pub const DLQ_ORIGINAL_TOPIC: &str = "dlq-original-topic";
+    pub const DLQ_ORIGINAL_PARTITION: &str = "dlq-original-partition";
+    pub const DLQ_ORIGINAL_OFFSET: &str = "dlq-original-offset";
+    pub const DLQ_CONSUMER_GROUP: &str = "dlq-consumer-group";
+}
+
+/// The dead-letter topic of `topic`: `<topic>.dlq`.
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}

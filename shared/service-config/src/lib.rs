@@ -99,6 +99,24 @@ impl InfraConfig {
     }
 }
 
+/// Reads `name` through `lookup` and parses it, or returns `default` when unset.
+pub fn parse_var<T>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match lookup(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .parse::<T>()
+            .map_err(|e| ConfigError::new(name, &raw, format!("cannot parse: {e}"))),
+    }
+}
+
 /// Parses `value` as a URL whose scheme is one of `schemes`.
 pub fn parse_url(
     variable: &'static str,
@@ -193,7 +211,8 @@ mod tests {
 
     #[test]
     fn an_unparsable_url_names_the_variable_and_hides_the_password() {
-        let err = config(&[("DATABASE_URL", "mysql://u:secret@db/x")]).expect_err("must be rejected");
+        let err =
+            config(&[("DATABASE_URL", "mysql://u:secret@db/x")]).expect_err("must be rejected");
         assert_eq!(err.variable, "DATABASE_URL");
         let line = err.to_string();
         assert!(line.starts_with("DATABASE_URL="), "{line}");
@@ -206,7 +225,8 @@ mod tests {
 
     #[test]
     fn bootstrap_servers_and_port_are_checked() {
-        let err = config(&[("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092,broker")]).expect_err("must be rejected");
+        let err = config(&[("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092,broker")])
+            .expect_err("must be rejected");
         assert_eq!(err.variable, "KAFKA_BOOTSTRAP_SERVERS");
         assert!(
             err.reason.contains("\"broker\" has no :port"),

@@ -19,11 +19,12 @@ pub enum DatabaseError {
 }
 
 /// Creates the database named in `url` if it does not exist, connects a pool of
-/// `max_connections`, and applies the service's migrations.
+/// `max_connections`, and applies the migrations of every source in `migrators` as one
+/// ordered set: the shared crates' tables (outbox, inbox) and the service's own.
 pub async fn connect_and_migrate(
     url: &str,
     max_connections: u32,
-    migrator: &Migrator,
+    migrators: &[&Migrator],
 ) -> Result<PgPool, DatabaseError> {
     let unreachable = |reason: String| DatabaseError::Unreachable {
         url: redact(url),
@@ -47,7 +48,8 @@ pub async fn connect_and_migrate(
         .connect(url)
         .await
         .map_err(|e| unreachable(e.to_string()))?;
-    migrator
+    let all = migrators.iter().flat_map(|m| m.iter().cloned()).collect();
+    Migrator::with_migrations(all)
         .run(&pool)
         .await
         .map_err(|e| DatabaseError::Migrate {

@@ -20,9 +20,9 @@ impl Infrastructure {
     pub async fn connect(
         config: &InfraConfig,
         max_connections: u32,
-        migrator: &Migrator,
+        migrators: &[&Migrator],
     ) -> Result<Self, StartError> {
-        let pool = connect_and_migrate(&config.database_url, max_connections, migrator).await?;
+        let pool = connect_and_migrate(&config.database_url, max_connections, migrators).await?;
         let redis =
             redis::Client::open(config.redis_url.as_str()).map_err(|e| StartError::Client {
                 variable: "REDIS_URL",
@@ -33,6 +33,46 @@ impl Infrastructure {
             redis,
             kafka_bootstrap_servers: config.kafka_bootstrap_servers.clone(),
         })
+    }
+
+    /// The reliable producer (acks=all, idempotent) on this cluster.
+    pub fn reliable_producer(&self) -> Result<rdkafka::producer::FutureProducer, StartError> {
+        kafka_config::ProducerSettings::reliable(&self.kafka_bootstrap_servers)
+            .client_config()
+            .create()
+            .map_err(|e| StartError::Client {
+                variable: "KAFKA_BOOTSTRAP_SERVERS",
+                reason: e.to_string(),
+            })
+    }
+
+    /// Creates each topic and its dead-letter topic (`<topic>.dlq`) if missing, with
+    /// `replication_factor` replicas. Kafka being down at start-up is not fatal: the
+    /// outbox keeps events until the relay can publish them, so this only warns.
+    pub async fn ensure_topics(&self, topics: &[&str], replication_factor: i32) {
+        for topic in topics {
+            for name in [(*topic).to_owned(), kafka_config::dead_letter_topic(topic)] {
+                let created = tokio::time::timeout(
+                    std::time::Duration::from_secs(15),
+                    kafka_config::create_topic(
+                        &self.kafka_bootstrap_servers,
+                        &name,
+                        6,
+                        replication_factor,
+                    ),
+                )
+                .await;
+                match created {
+                    Ok(Ok(())) => tracing::debug!(topic = %name, "topic present"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(topic = %name, error = %e, "could not create topic");
+                    }
+                    Err(_) => {
+                        tracing::warn!(topic = %name, "Kafka did not answer topic creation in 15s");
+                    }
+                }
+            }
+        }
     }
 
     /// `/healthz` and `/readyz` over these connections.

@@ -2,19 +2,23 @@
 //! database (creating it, migrating it), serve HTTP until SIGINT/SIGTERM, and turn a
 //! start-up failure into one clear line instead of a panic.
 
+mod crash;
 mod database;
 mod exit;
 mod infrastructure;
 mod server;
 mod shutdown;
+mod tasks;
 
 use std::net::SocketAddr;
 
+pub use crash::crash_point;
 pub use database::{DatabaseError, connect_and_migrate};
 pub use exit::exit_on_error;
 pub use infrastructure::Infrastructure;
 pub use server::HttpServer;
 pub use shutdown::{Shutdown, shutdown_signal};
+pub use tasks::BackgroundTasks;
 
 /// Why a service could not start. `Display` is the single line `main` prints.
 #[derive(Debug, thiserror::Error)]

@@ -18,16 +18,24 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// The infrastructure settings a service under test gets: the shared stack, its own
-/// database, and port 0 on loopback.
-pub fn infra_config(db: &TestDatabase) -> service_config::InfraConfig {
+/// The environment a service under test gets: the shared stack, its own database,
+/// port 0 on loopback. Tests add their own topic and group names, then build the
+/// service's `Config::from_lookup` from it.
+pub fn service_env(db: &TestDatabase) -> std::collections::HashMap<String, String> {
     let urls = ensure_stack();
-    service_config::InfraConfig {
-        database_url: db.url.clone(),
-        redis_url: urls.redis_url.clone(),
-        kafka_bootstrap_servers: urls.kafka_bootstrap_servers.clone(),
-        listen_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-    }
+    [
+        ("DATABASE_URL", db.url.as_str()),
+        ("REDIS_URL", urls.redis_url.as_str()),
+        (
+            "KAFKA_BOOTSTRAP_SERVERS",
+            urls.kafka_bootstrap_servers.as_str(),
+        ),
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
 
 /// Creates a topic with a unique name on the shared cluster and returns the name.

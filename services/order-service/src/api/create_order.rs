@@ -1,0 +1,151 @@
+//! `POST /orders`: the order and its `OrderCreated` event, in one transaction.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use chrono::Utc;
+use outbox::OutboxMessage;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::error::FieldError;
+use super::read_orders::{OrderView, load_order};
+use super::{ApiError, ApiState};
+use crate::events::{ORDER_CREATED, OrderCreated, SCHEMA_VERSION};
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrder {
+    pub customer_id: String,
+    /// The amount in minor units (cents): integers, no floating-point money.
+    pub amount_minor: i64,
+    /// ISO 4217 code, three upper-case letters.
+    pub currency: String,
+}
+
+/// The largest amount accepted: 10^10 minor units (100 million in major units).
+const MAX_AMOUNT_MINOR: i64 = 10_000_000_000;
+
+impl CreateOrder {
+    /// Every problem at once, so the client fixes them in one go.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let mut errors = Vec::new();
+        let customer = self.customer_id.trim();
+        if customer.is_empty() || customer.len() > 64 {
+            errors.push(FieldError {
+                field: "customer_id",
+                reason: "1 to 64 characters".into(),
+            });
+        }
+        if self.amount_minor <= 0 || self.amount_minor > MAX_AMOUNT_MINOR {
+            errors.push(FieldError {
+                field: "amount_minor",
+                reason: format!("a whole number of minor units, 1 to {MAX_AMOUNT_MINOR}"),
+            });
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            errors.push(FieldError {
+                field: "currency",
+                reason: "an ISO 4217 code: three upper-case letters, e.g. EUR".into(),
+            });
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Invalid(errors))
+        }
+    }
+}
+
+pub async fn create_order(
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Result<(StatusCode, HeaderMap, Json<OrderView>), ApiError> {
+    let request: CreateOrder =
+        serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
+    request.validate()?;
+
+    let order_id = Uuid::now_v7();
+    let created_at = Utc::now();
+    let event = OrderCreated {
+        schema_version: SCHEMA_VERSION,
+        event_id: Uuid::now_v7(),
+        order_id,
+        customer_id: request.customer_id.trim().to_owned(),
+        amount_minor: request.amount_minor,
+        currency: request.currency.clone(),
+        created_at,
+    };
+    let mut message = OutboxMessage::new(
+        state.order_events_topic.clone(),
+        order_id.to_string(),
+        ORDER_CREATED,
+        serde_json::to_value(&event).unwrap_or_default(),
+    )
+    .with_header("schema-version", SCHEMA_VERSION.to_string());
+    message.id = event.event_id;
+
+    // The note's steps 1-3: business row and message row in one transaction. If either
+    // insert fails, neither exists; once the commit returns, the event cannot be lost.
+    let mut tx = state.pool.begin().await?;
+    sqlx::query!(
+        r#"INSERT INTO orders (id, customer_id, amount_minor, currency, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $5)"#,
+        order_id,
+        event.customer_id,
+        event.amount_minor,
+        event.currency,
+        created_at,
+    )
+    .execute(&mut *tx)
+    .await?;
+    outbox::enqueue(&mut tx, &message).await?;
+    tx.commit().await?;
+
+    let view = load_order(&state.pool, order_id).await?;
+    let mut headers = HeaderMap::new();
+    if let Ok(location) = HeaderValue::from_str(&format!("/orders/{order_id}")) {
+        headers.insert(header::LOCATION, location);
+    }
+    Ok((StatusCode::CREATED, headers, Json(view)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(customer: &str, amount: i64, currency: &str) -> CreateOrder {
+        CreateOrder {
+            customer_id: customer.into(),
+            amount_minor: amount,
+            currency: currency.into(),
+        }
+    }
+
+    fn fields(result: Result<(), ApiError>) -> Vec<&'static str> {
+        match result {
+            Err(ApiError::Invalid(errors)) => errors.iter().map(|e| e.field).collect(),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_order_passes() {
+        order("c-1", 1999, "EUR").validate().expect("valid");
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        assert_eq!(
+            fields(order(" ", 0, "eur").validate()),
+            ["customer_id", "amount_minor", "currency"]
+        );
+        assert_eq!(
+            fields(order("c", MAX_AMOUNT_MINOR + 1, "EUR").validate()),
+            ["amount_minor"]
+        );
+        assert_eq!(fields(order("c", 5, "EURO").validate()), ["currency"]);
+    }
+}

@@ -1,0 +1,97 @@
+//! Consuming payment outcomes: `PENDING_PAYMENT → PAID | PAYMENT_FAILED`, exactly once.
+//!
+//! Two guards make a repeated or late event harmless:
+//! - the inbox (`inbox::record_delivery`) skips an event id already applied;
+//! - the state machine only moves an order *out of* `PENDING_PAYMENT`: an outcome for
+//!   an order already PAID or PAYMENT_FAILED changes nothing, so a stale event can
+//!   never move an order back.
+
+use message_consumer::{HandleError, Handler, ReceivedMessage};
+use sqlx::PgPool;
+
+use crate::events::{PAYMENT_FAILED, PAYMENT_SUCCEEDED, PaymentOutcome, SCHEMA_VERSION};
+
+/// The handler for `payment-events`.
+#[derive(Debug, Clone)]
+pub struct PaymentResults {
+    pub pool: PgPool,
+    pub consumer_group: String,
+}
+
+impl Handler for PaymentResults {
+    async fn handle(&self, message: &ReceivedMessage) -> Result<(), HandleError> {
+        let event_id = message.event_id()?;
+        let new_status = match message.event_type() {
+            Some(PAYMENT_SUCCEEDED) => "PAID",
+            Some(PAYMENT_FAILED) => "PAYMENT_FAILED",
+            other => {
+                return Err(HandleError::Permanent(format!(
+                    "unexpected event-type {other:?}"
+                )));
+            }
+        };
+        let payload = message.payload.as_deref().unwrap_or_default();
+        let outcome: PaymentOutcome = serde_json::from_slice(payload)
+            .map_err(|e| HandleError::Permanent(format!("malformed payment outcome: {e}")))?;
+        if outcome.schema_version != SCHEMA_VERSION {
+            return Err(HandleError::Permanent(format!(
+                "unknown schema_version {} (this service reads {SCHEMA_VERSION})",
+                outcome.schema_version
+            )));
+        }
+
+        let mut tx = self.pool.begin().await.map_err(transient)?;
+        let origin = inbox::Origin {
+            topic: &message.topic,
+            partition: message.partition,
+            offset: message.offset,
+        };
+        if inbox::record_delivery(&mut tx, &self.consumer_group, event_id, origin)
+            .await
+            .map_err(transient)?
+            == inbox::Delivery::Duplicate
+        {
+            tx.commit().await.map_err(transient)?;
+            tracing::info!(%event_id, order_id = %outcome.order_id, "duplicate payment outcome suppressed by the inbox");
+            return Ok(());
+        }
+        let moved = sqlx::query!(
+            r#"UPDATE orders
+                  SET status = $2, payment_event_id = $3, payment_reason = $4, updated_at = now()
+                WHERE id = $1 AND status = 'PENDING_PAYMENT'"#,
+            outcome.order_id,
+            new_status,
+            event_id,
+            outcome.reason,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(transient)?;
+        if moved.rows_affected() == 0 {
+            let exists =
+                sqlx::query_scalar!("SELECT status FROM orders WHERE id = $1", outcome.order_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(transient)?;
+            match exists {
+                None => {
+                    return Err(HandleError::Permanent(format!(
+                        "no order {}",
+                        outcome.order_id
+                    )));
+                }
+                Some(status) => tracing::info!(
+                    order_id = %outcome.order_id, %status, ignored = new_status,
+                    "order already settled; outcome ignored by the state machine"
+                ),
+            }
+        }
+        tx.commit().await.map_err(transient)?;
+        Ok(())
+    }
+}
+
+/// Database trouble is worth retrying: the message waits, its offset is not stored.
+fn transient(e: sqlx::Error) -> HandleError {
+    HandleError::Transient(format!("orders database: {e}"))
+}

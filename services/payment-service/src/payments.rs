@@ -1,0 +1,140 @@
+//! Applying an `OrderCreated` event: one payment per order, however often it arrives.
+//!
+//! In one database transaction, in this order:
+//! 1. the inbox record for the event id — a redelivery stops here (skipped, counted);
+//! 2. the charge at the provider, keyed by the order id (outside the transaction,
+//!    idempotent on its side — see `provider.rs`);
+//! 3. the payment row, whose `UNIQUE(order_id)` is a second line of defence: an event
+//!    with a new id for an already-paid order (e.g. replayed from elsewhere) cannot pay
+//!    twice;
+//! 4. the outcome event in this service's outbox, relayed by the shared relay.
+//!
+//! Crash point **C1** (inside the transaction, before commit): nothing of 1, 3, 4 is
+//! kept; the message comes again and the provider answers the retried charge from its
+//! records.
+
+use message_consumer::{HandleError, Handler, ReceivedMessage};
+use outbox::OutboxMessage;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::events::{
+    ORDER_CREATED, OrderCreated, PAYMENT_FAILED, PAYMENT_SUCCEEDED, PaymentOutcome, SCHEMA_VERSION,
+};
+use crate::provider::{Charge, PaymentProvider, ProviderError};
+
+/// The handler for `order-events`.
+#[derive(Debug, Clone)]
+pub struct Payments {
+    pub pool: PgPool,
+    pub provider: PaymentProvider,
+    pub consumer_group: String,
+    pub payment_events_topic: String,
+}
+
+impl Handler for Payments {
+    async fn handle(&self, message: &ReceivedMessage) -> Result<(), HandleError> {
+        let event_id = message.event_id()?;
+        let order = parse_order_created(message)?;
+
+        let mut tx = self.pool.begin().await.map_err(transient)?;
+        let origin = inbox::Origin {
+            topic: &message.topic,
+            partition: message.partition,
+            offset: message.offset,
+        };
+        if inbox::record_delivery(&mut tx, &self.consumer_group, event_id, origin)
+            .await
+            .map_err(transient)?
+            == inbox::Delivery::Duplicate
+        {
+            tx.commit().await.map_err(transient)?;
+            tracing::info!(%event_id, order_id = %order.order_id, "duplicate OrderCreated suppressed by the inbox");
+            return Ok(());
+        }
+
+        let charge = self
+            .provider
+            .charge(order.order_id, order.amount_minor, &order.currency)
+            .await
+            .map_err(|e: ProviderError| HandleError::Transient(e.to_string()))?;
+        let (status, event_type, reason) = match charge {
+            Charge::Approved => ("SUCCEEDED", PAYMENT_SUCCEEDED, None),
+            Charge::Declined(reason) => ("FAILED", PAYMENT_FAILED, Some(reason)),
+        };
+
+        let payment_id = Uuid::now_v7();
+        let inserted = sqlx::query!(
+            r#"INSERT INTO payments (id, order_id, amount_minor, currency, status)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (order_id) DO NOTHING"#,
+            payment_id,
+            order.order_id,
+            order.amount_minor,
+            order.currency,
+            status,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(transient)?;
+        if inserted.rows_affected() == 0 {
+            // The business key caught what the inbox could not: a different event id for
+            // an order that already has its payment. Keep the inbox row, publish nothing.
+            tx.commit().await.map_err(transient)?;
+            tracing::warn!(%event_id, order_id = %order.order_id, "duplicate payment suppressed by UNIQUE(order_id)");
+            return Ok(());
+        }
+
+        let outcome = PaymentOutcome {
+            schema_version: SCHEMA_VERSION,
+            order_id: order.order_id,
+            payment_id,
+            reason,
+        };
+        let message = OutboxMessage::new(
+            self.payment_events_topic.clone(),
+            order.order_id.to_string(),
+            event_type,
+            serde_json::to_value(&outcome).unwrap_or_default(),
+        )
+        .with_header("schema-version", SCHEMA_VERSION.to_string());
+        outbox::enqueue(&mut tx, &message)
+            .await
+            .map_err(transient)?;
+        // Crash point C1: everything above is still uncommitted and will roll back.
+        service_runtime::crash_point("C1");
+        tx.commit().await.map_err(transient)?;
+        Ok(())
+    }
+}
+
+/// Decoding and validation; everything that fails here will never succeed, so it is
+/// permanent (dead-lettered with the reason).
+fn parse_order_created(message: &ReceivedMessage) -> Result<OrderCreated, HandleError> {
+    if message.event_type() != Some(ORDER_CREATED) {
+        return Err(HandleError::Permanent(format!(
+            "unexpected event-type {:?}",
+            message.event_type()
+        )));
+    }
+    let payload = message.payload.as_deref().unwrap_or_default();
+    let order: OrderCreated = serde_json::from_slice(payload)
+        .map_err(|e| HandleError::Permanent(format!("malformed OrderCreated: {e}")))?;
+    if order.schema_version != SCHEMA_VERSION {
+        return Err(HandleError::Permanent(format!(
+            "unknown schema_version {} (this service reads {SCHEMA_VERSION})",
+            order.schema_version
+        )));
+    }
+    if order.amount_minor <= 0 {
+        return Err(HandleError::Permanent(format!(
+            "business rule: amount_minor {} is not positive",
+            order.amount_minor
+        )));
+    }
+    Ok(order)
+}
+
+fn transient(e: sqlx::Error) -> HandleError {
+    HandleError::Transient(format!("payments database: {e}"))
+}

@@ -1,0 +1,241 @@
+//! The loop itself.
+
+use std::time::Duration;
+
+use kafka_config::headers;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use service_runtime::Shutdown;
+
+use crate::{HandleError, Handler, ReceivedMessage};
+
+/// Where to consume from and where rejected messages go.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub bootstrap_servers: String,
+    pub group_id: String,
+    pub topics: Vec<String>,
+    /// Permanent failures are published here, with the reason in headers.
+    pub dead_letter_topic: String,
+    /// Cap of the exponential backoff between retries of a transient failure.
+    pub max_backoff: Duration,
+}
+
+impl ConsumerSettings {
+    /// One topic, its dead-letter topic `<topic>.dlq`, backoff capped at 30 s.
+    pub fn new(bootstrap_servers: &str, group_id: &str, topic: &str) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.to_owned(),
+            group_id: group_id.to_owned(),
+            topics: vec![topic.to_owned()],
+            dead_letter_topic: kafka_config::dead_letter_topic(topic),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    Applied {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+    DeadLettered {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        reason: String,
+    },
+}
+
+/// A consumer group member that applies each message before storing its offset.
+pub struct MessageConsumer<H> {
+    consumer: StreamConsumer,
+    dead_letters: FutureProducer,
+    handler: H,
+    settings: ConsumerSettings,
+}
+
+impl<H> std::fmt::Debug for MessageConsumer<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageConsumer")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: Handler> MessageConsumer<H> {
+    /// Creates the consumer (see `kafka_config::at_least_once_consumer`) and subscribes.
+    pub fn new(settings: ConsumerSettings, handler: H) -> Result<Self, KafkaError> {
+        let consumer: StreamConsumer =
+            kafka_config::at_least_once_consumer(&settings.bootstrap_servers, &settings.group_id)
+                .create()?;
+        let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        // Dead letters are written as reliably as events: acks=all, idempotent.
+        let dead_letters: FutureProducer =
+            kafka_config::ProducerSettings::reliable(&settings.bootstrap_servers)
+                .client_config()
+                .create()?;
+        Ok(Self {
+            consumer,
+            dead_letters,
+            handler,
+            settings,
+        })
+    }
+
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// Waits up to `wait` for one message and processes it to the end (applied or
+    /// dead-lettered, offset stored). `Ok(None)`: nothing arrived, or shutdown came
+    /// while a transient failure was being retried (offset not stored: it comes again).
+    pub async fn consume_once(
+        &self,
+        wait: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<Option<Processed>, KafkaError> {
+        let message = match tokio::time::timeout(wait, self.consumer.recv()).await {
+            Err(_) => return Ok(None),
+            Ok(received) => ReceivedMessage::from_borrowed(&received?),
+        };
+        let Some(outcome) = self.process(&message, shutdown).await else {
+            return Ok(None);
+        };
+        // Crash point C2: the effect is committed, the offset is not. A restart
+        // re-delivers this message; the handler's inbox recognises it.
+        service_runtime::crash_point("C2");
+        // The offset is stored only now, after the effect (or the dead letter) is
+        // durable. Committing first would lose the message on a crash (at-most-once).
+        self.consumer
+            .store_offset(&message.topic, message.partition, message.offset)?;
+        Ok(Some(outcome))
+    }
+
+    /// Consumes until `shutdown`; on shutdown it finishes the message in hand, then
+    /// drops the consumer, which commits the stored offsets as it leaves the group.
+    pub async fn run(self, shutdown: Shutdown) {
+        while !shutdown.is_triggered() {
+            tokio::select! {
+                () = shutdown.wait() => break,
+                result = self.consume_once(Duration::from_secs(1), &shutdown) => {
+                    if let Err(error) = result {
+                        tracing::warn!(%error, group = %self.settings.group_id, "consume failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+        if let Err(error) = self
+            .consumer
+            .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        {
+            // "No offset" is normal when nothing was consumed.
+            tracing::debug!(%error, "final offset commit");
+        }
+        tracing::info!(group = %self.settings.group_id, "consumer stopped");
+    }
+
+    /// Applies the message, retrying transient failures until success or shutdown;
+    /// dead-letters permanent ones.
+    async fn process(&self, message: &ReceivedMessage, shutdown: &Shutdown) -> Option<Processed> {
+        let mut attempt: u32 = 0;
+        loop {
+            let result = match self.handler.handle(message).await {
+                Ok(()) => Ok(Processed::Applied {
+                    topic: message.topic.clone(),
+                    partition: message.partition,
+                    offset: message.offset,
+                }),
+                Err(HandleError::Permanent(reason)) => self
+                    .dead_letter(message, &reason)
+                    .await
+                    .map(|()| Processed::DeadLettered {
+                        topic: message.topic.clone(),
+                        partition: message.partition,
+                        offset: message.offset,
+                        reason,
+                    }),
+                Err(transient @ HandleError::Transient(_)) => Err(transient.to_string()),
+            };
+            match result {
+                Ok(outcome) => return Some(outcome),
+                Err(error) => {
+                    attempt = attempt.saturating_add(1);
+                    let delay = backoff_with_jitter(attempt, self.settings.max_backoff);
+                    tracing::warn!(
+                        %error, attempt, delay_ms = delay.as_millis() as u64,
+                        topic = %message.topic, partition = message.partition, offset = message.offset,
+                        "handling failed; retrying the same message"
+                    );
+                    tokio::select! {
+                        () = shutdown.wait() => return None,
+                        () = tokio::time::sleep(delay) => {},
+                    }
+                }
+            }
+        }
+    }
+
+    /// Publishes the original message to the dead-letter topic with the reason and its
+    /// origin in headers, and waits for the ack: a dead letter must not be lost either.
+    async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) -> Result<(), String> {
+        tracing::warn!(reason, topic = %message.topic, offset = message.offset, "dead-lettering message");
+        let partition = message.partition.to_string();
+        let offset = message.offset.to_string();
+        let mut hs = OwnedHeaders::new();
+        for (key, value) in &message.headers {
+            hs = hs.insert(Header {
+                key,
+                value: value.as_deref(),
+            });
+        }
+        let hs = hs
+            .insert(Header {
+                key: headers::DLQ_REASON,
+                value: Some(reason),
+            })
+            .insert(Header {
+                key: headers::DLQ_ORIGINAL_TOPIC,
+                value: Some(message.topic.as_str()),
+            })
+            .insert(Header {
+                key: headers::DLQ_ORIGINAL_PARTITION,
+                value: Some(partition.as_str()),
+            })
+            .insert(Header {
+                key: headers::DLQ_ORIGINAL_OFFSET,
+                value: Some(offset.as_str()),
+            })
+            .insert(Header {
+                key: headers::DLQ_CONSUMER_GROUP,
+                value: Some(self.settings.group_id.as_str()),
+            });
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.settings.dead_letter_topic).headers(hs);
+        if let Some(key) = &message.key {
+            record = record.key(key.as_slice());
+        }
+        if let Some(payload) = &message.payload {
+            record = record.payload(payload.as_slice());
+        }
+        self.dead_letters
+            .send(record, Duration::from_secs(5))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| format!("dead-letter publish: {e}"))
+    }
+}
+
+/// 100 ms, 200 ms, 400 ms ... capped, with ±50 % jitter so that many consumers that
+/// failed together do not retry together.
+fn backoff_with_jitter(attempt: u32, cap: Duration) -> Duration {
+    let base = Duration::from_millis(100u64.saturating_mul(1 << attempt.min(10))).min(cap);
+    base.mul_f64(0.5 + fastrand::f64())
+}

@@ -1,0 +1,20 @@
+//! The consume stage: an at-least-once consumer loop with retries and a dead-letter
+//! topic (docs/en/04-consume.md).
+//!
+//! For every message, in partition order:
+//! 1. the [`Handler`] applies it (idempotently: the inbox makes a redelivery harmless);
+//! 2. a **transient** error (database down, timeout) is retried with exponential
+//!    backoff and jitter, on the same message, without storing its offset — the
+//!    partition waits rather than skipping ahead;
+//! 3. a **permanent** error (malformed, unknown schema, business rule) sends the message
+//!    to the dead-letter topic with the reason in headers, and the stream moves on;
+//! 4. only then is the offset stored for the next background commit.
+//!
+//! Crash point **C2** (after the effect, before the offset store/commit): the message
+//! comes again after a restart or rebalance, and the inbox suppresses it.
+
+mod consumer;
+mod message;
+
+pub use consumer::{ConsumerSettings, MessageConsumer, Processed};
+pub use message::{HandleError, Handler, ReceivedMessage};

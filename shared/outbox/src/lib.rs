@@ -1,0 +1,25 @@
+//! The transactional outbox: the produce stage's "persistence scheme" from the study
+//! note, as a mechanism any service can use (docs/en/02-produce.md).
+//!
+//! 1. [`enqueue`] writes the event into the `outbox` table *inside the caller's
+//!    transaction*: the event exists if and only if the business change committed.
+//! 2. The [`Relay`] claims unsent rows (an intermediate `SENDING` state with a lease,
+//!    by `SKIP LOCKED` or by optimistic lock), publishes them with the reliable producer,
+//!    waits for the broker's acknowledgement, and only then marks them `SENT`.
+//!
+//! Crash points (the failure matrix in docs/en/01-overview.md):
+//! - **R1** after the claim, before the send: nothing was published; the lease runs out
+//!   and another pass claims the row again. Nothing is lost.
+//! - **R2** after the send, before mark-sent: the event is in Kafka but the row still
+//!   says `SENDING`; after the lease it is sent again. A duplicate, never a loss — the
+//!   consumer's dedup on the event id absorbs it.
+
+mod message;
+pub mod relay;
+
+pub use message::{OutboxMessage, enqueue};
+pub use relay::{ClaimStrategy, Relay, RelayConfig, RelayError, RelayReport};
+
+/// The outbox table and its notify trigger. Services run it with their own migrations
+/// (see `service_runtime::connect_and_migrate`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

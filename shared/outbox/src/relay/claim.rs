@@ -1,0 +1,138 @@
+//! Claiming outbox rows: move them to `SENDING` with a lease, so that no two relays
+//! publish the same row at the same time and a crashed relay's rows come back.
+//!
+//! Rows are chosen by *state* (`state <> 'SENT'`), in `seq` order, never by a cursor
+//! such as `seq > last_seen`: sequence numbers are taken at insert time but rows become
+//! visible at commit time, so a row with a smaller `seq` can appear after a larger one
+//! was already seen, and a cursor would skip it for good.
+//!
+//! Per-key order: a row is claimable only when no earlier row with the same key is
+//! still unsent. Each key's events therefore go out one after another, even with
+//! several relays, while different keys go out in parallel.
+
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::RelayConfig;
+
+/// How rows are claimed; both give the same guarantees (docs/en/02-produce.md compares
+/// their throughput).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimStrategy {
+    /// `SELECT ... FOR UPDATE SKIP LOCKED` then `UPDATE` in one statement: relays never
+    /// wait for each other and never collide.
+    SkipLocked,
+    /// The study note's scheme: read candidates without locks, then
+    /// `UPDATE ... WHERE version = <read version>` per row; a relay that loses the race
+    /// updates zero rows and moves on.
+    OptimisticLock,
+}
+
+impl std::str::FromStr for ClaimStrategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "skip-locked" => Ok(Self::SkipLocked),
+            "optimistic-lock" => Ok(Self::OptimisticLock),
+            other => Err(format!(
+                "{other:?}: expected skip-locked or optimistic-lock"
+            )),
+        }
+    }
+}
+
+/// A claimed row: what the relay needs to publish and then mark it.
+#[derive(Debug, Clone)]
+pub struct ClaimedRow {
+    pub id: Uuid,
+    pub seq: i64,
+    pub topic: String,
+    pub message_key: String,
+    pub event_type: String,
+    pub payload: Value,
+    pub headers: Value,
+    pub attempts: i32,
+    /// The version after our claim; mark-sent requires it to be unchanged.
+    pub version: i64,
+}
+
+pub(super) async fn claim(
+    pool: &PgPool,
+    config: &RelayConfig,
+) -> Result<Vec<ClaimedRow>, sqlx::Error> {
+    let lease_secs = config.lease.as_secs_f64();
+    let mut rows = match config.strategy {
+        ClaimStrategy::SkipLocked => {
+            sqlx::query_as!(
+                ClaimedRow,
+                r#"WITH next AS (
+                       SELECT o.id FROM outbox o
+                       WHERE o.state <> 'SENT' AND o.available_at <= now()
+                         AND NOT EXISTS (SELECT 1 FROM outbox e
+                                         WHERE e.message_key = o.message_key
+                                           AND e.state <> 'SENT' AND e.seq < o.seq)
+                       ORDER BY o.seq
+                       LIMIT $1
+                       FOR UPDATE SKIP LOCKED)
+                   UPDATE outbox o
+                      SET state = 'SENDING', claimed_by = $2, attempts = o.attempts + 1,
+                          version = o.version + 1,
+                          available_at = now() + make_interval(secs => $3)
+                     FROM next WHERE o.id = next.id
+                   RETURNING o.id, o.seq, o.topic, o.message_key, o.event_type, o.payload,
+                             o.headers, o.attempts, o.version"#,
+                config.batch_size,
+                config.relay_id,
+                lease_secs,
+            )
+            .fetch_all(pool)
+            .await?
+        }
+        ClaimStrategy::OptimisticLock => claim_optimistic(pool, config, lease_secs).await?,
+    };
+    rows.sort_by_key(|r| r.seq);
+    Ok(rows)
+}
+
+async fn claim_optimistic(
+    pool: &PgPool,
+    config: &RelayConfig,
+    lease_secs: f64,
+) -> Result<Vec<ClaimedRow>, sqlx::Error> {
+    let candidates = sqlx::query!(
+        r#"SELECT o.id, o.version FROM outbox o
+           WHERE o.state <> 'SENT' AND o.available_at <= now()
+             AND NOT EXISTS (SELECT 1 FROM outbox e
+                             WHERE e.message_key = o.message_key
+                               AND e.state <> 'SENT' AND e.seq < o.seq)
+           ORDER BY o.seq
+           LIMIT $1"#,
+        config.batch_size,
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut claimed = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        // The conditional update is the lock: it succeeds only if nobody changed the row
+        // since we read it. Zero rows means another relay won; skip it.
+        let row = sqlx::query_as!(
+            ClaimedRow,
+            r#"UPDATE outbox
+                  SET state = 'SENDING', claimed_by = $3, attempts = attempts + 1,
+                      version = version + 1,
+                      available_at = now() + make_interval(secs => $4)
+                WHERE id = $1 AND version = $2 AND state <> 'SENT' AND available_at <= now()
+               RETURNING id, seq, topic, message_key, event_type, payload, headers,
+                         attempts, version"#,
+            c.id,
+            c.version,
+            config.relay_id,
+            lease_secs,
+        )
+        .fetch_optional(pool)
+        .await?;
+        claimed.extend(row);
+    }
+    Ok(claimed)
+}

@@ -1,0 +1,212 @@
+//! The relay: outbox rows → Kafka, one pass at a time.
+//!
+//! A pass is claim → publish → mark ([`Relay::relay_once`]). [`Relay::run`] repeats
+//! passes, woken by `LISTEN outbox_new` as soon as a row commits and by a poll timer
+//! as a fallback. Several relays (threads, processes) may run against one table.
+
+mod claim;
+mod mark;
+mod publish;
+
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, Producer};
+use service_runtime::Shutdown;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+
+pub use claim::{ClaimStrategy, ClaimedRow};
+
+/// How a relay claims and paces its work.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Identifies this relay in `claimed_by` (host/process/task).
+    pub relay_id: String,
+    pub strategy: ClaimStrategy,
+    /// Rows claimed per pass.
+    pub batch_size: i64,
+    /// How long a claim holds. A relay that dies holding rows delays them by this much
+    /// (crash point R1/R2); a relay slower than this may see its rows re-sent.
+    pub lease: Duration,
+    /// The fallback poll when no notification arrives (the note's "scheduled job").
+    pub poll_interval: Duration,
+    /// Wait for `LISTEN outbox_new` notifications between passes.
+    pub listen_notify: bool,
+}
+
+impl RelayConfig {
+    pub fn new(relay_id: impl Into<String>) -> Self {
+        Self {
+            relay_id: relay_id.into(),
+            strategy: ClaimStrategy::SkipLocked,
+            batch_size: 200,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(500),
+            listen_notify: true,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Reads `RELAY_CLAIM_STRATEGY` (`skip-locked` | `optimistic-lock`), `RELAY_BATCH_SIZE`,
+    /// `RELAY_LEASE_MS`, `RELAY_POLL_MS` and `RELAY_LISTEN_NOTIFY` (true | false).
+    pub fn from_lookup(
+        relay_id: impl Into<String>,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, service_config::ConfigError> {
+        use service_config::parse_var;
+        let d = Self::new(relay_id);
+        Ok(Self {
+            strategy: parse_var(lookup, "RELAY_CLAIM_STRATEGY", d.strategy)?,
+            batch_size: parse_var(lookup, "RELAY_BATCH_SIZE", d.batch_size)?,
+            lease: Duration::from_millis(parse_var(lookup, "RELAY_LEASE_MS", 30_000)?),
+            poll_interval: Duration::from_millis(parse_var(lookup, "RELAY_POLL_MS", 500)?),
+            listen_notify: parse_var(lookup, "RELAY_LISTEN_NOTIFY", d.listen_notify)?,
+            relay_id: d.relay_id,
+        })
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayReport {
+    pub claimed: usize,
+    pub sent: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("outbox database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Moves outbox rows of one database to Kafka.
+#[derive(Clone)]
+pub struct Relay {
+    pool: PgPool,
+    producer: FutureProducer,
+    config: RelayConfig,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// `producer` should come from `kafka_config::ProducerSettings` (acks=all, idempotent).
+    pub fn new(pool: PgPool, producer: FutureProducer, config: RelayConfig) -> Self {
+        Self {
+            pool,
+            producer,
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &RelayConfig {
+        &self.config
+    }
+
+    /// One pass: claim a batch, publish it, wait for every ack, mark what was acked.
+    pub async fn relay_once(&self) -> Result<RelayReport, RelayError> {
+        let rows = claim::claim(&self.pool, &self.config).await?;
+        if rows.is_empty() {
+            return Ok(RelayReport::default());
+        }
+        // Crash point R1: claimed, nothing sent. The lease brings the rows back.
+        service_runtime::crash_point("R1");
+        let results = publish::publish_all(&self.producer, &rows).await;
+        // Crash point R2: sent and acknowledged, not yet marked. The rows will be
+        // sent again after the lease: a duplicate on the topic, never a loss.
+        service_runtime::crash_point("R2");
+        let mut report = RelayReport {
+            claimed: rows.len(),
+            ..RelayReport::default()
+        };
+        for (row, result) in rows.iter().zip(results) {
+            match result {
+                Ok(delivery) => {
+                    // Mark sent only after the broker acked: a crash before this line
+                    // re-sends, never loses (docs/en/02-produce.md).
+                    mark::mark_sent(&self.pool, row, &self.config.relay_id, delivery).await?;
+                    report.sent += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(event_id = %row.id, attempts = row.attempts, %error, "publish failed; will retry");
+                    mark::release_for_retry(&self.pool, row, &error).await?;
+                    report.failed += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs passes until `shutdown`: immediately again while batches come back full,
+    /// otherwise after a notification or the poll interval. On shutdown it finishes the
+    /// pass in flight and flushes the producer.
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut listener = if self.config.listen_notify {
+            self.listen().await
+        } else {
+            None
+        };
+        let mut failures: u32 = 0;
+        while !shutdown.is_triggered() {
+            let wait = match self.relay_once().await {
+                Ok(report) if report.claimed as i64 >= self.config.batch_size => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(_) => {
+                    failures = 0;
+                    self.config.poll_interval
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(%error, failures, "relay pass failed");
+                    backoff(failures)
+                }
+            };
+            tokio::select! {
+                () = shutdown.wait() => break,
+                () = tokio::time::sleep(wait) => {},
+                woke = next_notification(listener.as_mut()) => {
+                    if !woke {
+                        listener = None; // the listener broke; poll until a pass reconnects it
+                    }
+                },
+            }
+            if listener.is_none() && self.config.listen_notify && failures == 0 {
+                listener = self.listen().await;
+            }
+        }
+        if let Err(error) = self.producer.flush(Duration::from_secs(10)) {
+            tracing::warn!(%error, "producer flush at shutdown");
+        }
+        tracing::info!(relay = %self.config.relay_id, "relay stopped");
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+        listener.listen("outbox_new").await.ok()?;
+        Some(listener)
+    }
+}
+
+/// Resolves when a notification arrives (true) or the listener fails (false); never
+/// resolves without a listener.
+async fn next_notification(listener: Option<&mut PgListener>) -> bool {
+    match listener {
+        Some(l) => l.recv().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Exponential backoff for a failing database, capped at 10 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(10))
+}

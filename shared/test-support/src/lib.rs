@@ -8,10 +8,12 @@
 mod database;
 mod eventually;
 mod stack;
+mod stop;
 
 pub use database::TestDatabase;
 pub use eventually::{eventually, eventually_with};
 pub use stack::{StackUrls, ensure_stack, repo_root};
+pub use stop::StopHandle;
 
 /// A name nobody else uses: `<prefix>-<random>`. Use it for topics, groups and keys.
 pub fn unique_name(prefix: &str) -> String {

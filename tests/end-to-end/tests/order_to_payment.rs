@@ -1,0 +1,120 @@
+//! The vertical slice: HTTP order → outbox → relay → Kafka → payment-service (inbox,
+//! provider, payment, outbox) → relay → Kafka → order-service → PAID / PAYMENT_FAILED.
+//! Both services run in this process on their own databases and on topics of their
+//! own on the real 3-node cluster.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use test_support::{TestDatabase, eventually, service_env, unique_name};
+
+struct Running {
+    orders_url: String,
+    orders_db: PgPool,
+    payments_db: PgPool,
+    stops: Vec<test_support::StopHandle>,
+    _dbs: (TestDatabase, TestDatabase),
+}
+
+async fn start_both() -> Running {
+    let orders_db = TestDatabase::create().await;
+    let payments_db = TestDatabase::create().await;
+    let shared: HashMap<String, String> = [
+        ("ORDER_EVENTS_TOPIC", unique_name("order-events")),
+        ("PAYMENT_EVENTS_TOPIC", unique_name("payment-events")),
+        ("RELAY_POLL_MS", "200".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+
+    let mut env = service_env(&orders_db);
+    env.extend(shared.clone());
+    env.insert("CONSUMER_GROUP".into(), unique_name("order-service"));
+    let config = order_service::Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("order config");
+    let orders = order_service::App::build(config).await.expect("order-service builds");
+    let orders_url = format!("http://{}", orders.local_addr());
+    let order_stop = orders.shutdown_handle();
+    let order_task = tokio::spawn(orders.run_until_stopped());
+
+    let mut env = service_env(&payments_db);
+    env.extend(shared);
+    env.insert("CONSUMER_GROUP".into(), unique_name("payment-service"));
+    let config = payment_service::Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("payment config");
+    let payments = payment_service::App::build(config).await.expect("payment-service builds");
+    let payment_stop = payments.shutdown_handle();
+    let payment_task = tokio::spawn(payments.run_until_stopped());
+
+    Running {
+        orders_url,
+        orders_db: orders_db.pool().await,
+        payments_db: payments_db.pool().await,
+        stops: vec![
+            test_support::StopHandle::new(order_stop, order_task),
+            test_support::StopHandle::new(payment_stop, payment_task),
+        ],
+        _dbs: (orders_db, payments_db),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orders_end_paid_or_failed_and_every_payment_is_applied_once() {
+    let app = start_both().await;
+    let http = reqwest::Client::new();
+
+    // 12 orders; amounts ending in 13 are declined by the simulated provider.
+    let mut ids = Vec::new();
+    for i in 0..12_i64 {
+        let amount = if i % 4 == 0 { 1013 + i * 100 } else { 1999 + i };
+        let response = http
+            .post(format!("{}/orders", app.orders_url))
+            .json(&json!({ "customer_id": format!("c-{i}"), "amount_minor": amount, "currency": "EUR" }))
+            .send()
+            .await
+            .expect("POST /orders");
+        assert_eq!(response.status(), 201);
+        let location = response.headers()["location"].to_str().expect("location").to_owned();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["status"], "PENDING_PAYMENT");
+        assert_eq!(location, format!("/orders/{}", body["id"].as_str().expect("id")));
+        ids.push((body["id"].as_str().expect("id").to_owned(), amount));
+    }
+
+    for (id, amount) in &ids {
+        let expected = if amount % 100 == 13 { "PAYMENT_FAILED" } else { "PAID" };
+        let order: Value = eventually(&format!("order {id} settles"), || async {
+            let order: Value = http
+                .get(format!("{}/orders/{id}", app.orders_url))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            if order["status"] == "PENDING_PAYMENT" { Err(order.to_string()) } else { Ok(order) }
+        })
+        .await;
+        assert_eq!(order["status"], expected, "{order}");
+        // The timeline shows where the event went.
+        let published = &order["timeline"][1];
+        assert_eq!(published["what"], "OrderCreated published", "{order}");
+        assert!(published["detail"]["offset"].as_i64().is_some(), "{order}");
+    }
+
+    // Counts, side by side: accepted == published == payments applied == outcomes applied.
+    let accepted: i64 = scalar(&app.orders_db, "SELECT count(*) FROM orders").await;
+    let published: i64 = scalar(&app.orders_db, "SELECT count(*) FROM outbox WHERE state = 'SENT'").await;
+    let payments: i64 = scalar(&app.payments_db, "SELECT count(*) FROM payments").await;
+    let charges: i64 = scalar(&app.payments_db, "SELECT count(*) FROM provider_charges").await;
+    let outcomes: i64 = scalar(&app.orders_db, "SELECT count(*) FROM orders WHERE status <> 'PENDING_PAYMENT'").await;
+    assert_eq!((accepted, published, payments, charges, outcomes), (12, 12, 12, 12, 12));
+
+    for stop in app.stops {
+        stop.stop().await;
+    }
+}
+
+async fn scalar(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
+}

@@ -29,7 +29,7 @@ done < <(grep -ohE '`make [a-z][a-z_-]*' "${files[@]}" | awk '{print $2}' | sort
 while read -r path; do
   path=${path%%[:#]*}
   [ -e "$path" ] || err "path '$path' is named in the docs but does not exist"
-done < <(grep -ohE '`(services|shared|infra|load-tests|docs|scripts|\.ci)/[A-Za-z0-9_./*-]*`' "${files[@]}" | tr -d '`' | grep -v '\*' | sort -u)
+done < <(grep -ohE '`(services|shared|infra|load-tests|docs|scripts|tests|\.ci)/[A-Za-z0-9_./*-]*`' "${files[@]}" | tr -d '`' | grep -v '\*' | sort -u)
 
 [ "$fail" -eq 0 ] && echo "docs check: $(ls docs/en/*.md | wc -l) pages in en and zh, make targets and paths all exist"
 exit "$fail"

@@ -103,6 +103,9 @@ pub async fn create_order(
     .await?;
     outbox::enqueue(&mut tx, &message).await?;
     tx.commit().await?;
+    // Crash point A1: committed, not yet answered. The client sees an error and retries;
+    // the Idempotency-Key makes the retry return this order instead of a second one.
+    service_runtime::crash_point("A1");
 
     let view = load_order(&state.pool, order_id).await?;
     let mut headers = HeaderMap::new();

@@ -111,9 +111,16 @@ impl Relay {
         &self.config
     }
 
+    /// Only the first step of a pass: claim a batch (state `SENDING`, leased to this
+    /// relay) and return it. A relay that stops here is a relay that crashed at R1;
+    /// tests and drills use it to leave rows claimed.
+    pub async fn claim(&self) -> Result<Vec<ClaimedRow>, RelayError> {
+        Ok(claim::claim(&self.pool, &self.config).await?)
+    }
+
     /// One pass: claim a batch, publish it, wait for every ack, mark what was acked.
     pub async fn relay_once(&self) -> Result<RelayReport, RelayError> {
-        let rows = claim::claim(&self.pool, &self.config).await?;
+        let rows = self.claim().await?;
         if rows.is_empty() {
             return Ok(RelayReport::default());
         }

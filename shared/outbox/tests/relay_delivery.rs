@@ -1,0 +1,191 @@
+//! The relay against the real cluster: per-key order with two relays, and the lease
+//! that returns a crashed relay's rows (crash point R1).
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use outbox::ClaimStrategy;
+use serde_json::json;
+use service_runtime::Shutdown;
+use test_support::{create_unique_topic, eventually};
+
+const KEYS: usize = 4;
+const EVENTS_PER_KEY: usize = 30;
+
+async fn two_relays_keep_each_keys_order(strategy: ClaimStrategy) {
+    let (_db, pool) = common::migrated_db().await;
+    let topic = create_unique_topic("per-key-order", 6, 3).await;
+
+    // Two relays, small batches, running while the events are written.
+    let stop = Shutdown::default();
+    let mut relays = Vec::new();
+    for id in ["relay-a", "relay-b"] {
+        let relay = common::relay(&pool, id, strategy, 7, Duration::from_secs(30));
+        relays.push(tokio::spawn(relay.run(stop.clone())));
+    }
+    // Keys interleaved: event n of every key, then event n+1 ...
+    for n in 0..EVENTS_PER_KEY {
+        for k in 0..KEYS {
+            common::enqueue(
+                &pool,
+                &topic,
+                &format!("key-{k}"),
+                json!({ "key": k, "n": n }),
+            )
+            .await;
+        }
+    }
+    eventually("every row SENT", || async {
+        let unsent =
+            common::count(&pool, "SELECT count(*) FROM outbox WHERE state <> 'SENT'").await;
+        if unsent == 0 { Ok(()) } else { Err(unsent) }
+    })
+    .await;
+    stop.trigger();
+    for r in relays {
+        r.await.expect("relay task");
+    }
+    let claimed_by: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT claimed_by FROM outbox ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .expect("q");
+    assert_eq!(
+        claimed_by,
+        ["relay-a", "relay-b"],
+        "{strategy:?}: both relays took part"
+    );
+
+    let received = common::read_topic(&topic, KEYS * EVENTS_PER_KEY).await;
+    let mut per_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    for r in &received {
+        per_key
+            .entry(r.key.clone())
+            .or_default()
+            .push(r.payload["n"].as_i64().expect("n"));
+        *copies.entry(r.event_id.clone()).or_default() += 1;
+    }
+    let duplicates: usize = copies.values().map(|c| c - 1).sum();
+    assert_eq!(
+        copies.len(),
+        KEYS * EVENTS_PER_KEY,
+        "{strategy:?}: every event published"
+    );
+    assert_eq!(duplicates, 0, "{strategy:?}: no duplicates without a crash");
+    for (key, ns) in per_key {
+        let expected: Vec<i64> = (0..EVENTS_PER_KEY as i64).collect();
+        assert_eq!(
+            ns, expected,
+            "{strategy:?}: events of {key} arrive in the order written"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_relays_keep_each_keys_order_with_skip_locked() {
+    two_relays_keep_each_keys_order(ClaimStrategy::SkipLocked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_relays_keep_each_keys_order_with_optimistic_lock() {
+    two_relays_keep_each_keys_order(ClaimStrategy::OptimisticLock).await;
+}
+
+async fn a_crashed_relays_rows_are_sent_after_the_lease(strategy: ClaimStrategy) {
+    let (_db, pool) = common::migrated_db().await;
+    let topic = create_unique_topic("lease", 3, 3).await;
+    for k in 0..5 {
+        common::enqueue(&pool, &topic, &format!("key-{k}"), json!({ "k": k })).await;
+    }
+    // Crash point R1: a relay claims the rows and dies before sending.
+    let lease = Duration::from_secs(2);
+    let crashed = common::relay(&pool, "crashed", strategy, 100, lease);
+    assert_eq!(crashed.claim().await.expect("claim").len(), 5);
+    drop(crashed);
+
+    // While the lease holds, nobody else may take them...
+    let survivor = common::relay(&pool, "survivor", strategy, 100, lease);
+    let report = survivor.relay_once().await.expect("pass");
+    assert_eq!(
+        report.claimed, 0,
+        "{strategy:?}: leased rows are not claimable"
+    );
+    // ...and once it runs out, the survivor sends them.
+    let report = eventually("the lease runs out", || async {
+        let report = survivor.relay_once().await.map_err(|e| e.to_string())?;
+        if report.sent == 5 {
+            Ok(report)
+        } else {
+            Err(format!("{report:?}"))
+        }
+    })
+    .await;
+    assert_eq!(report.failed, 0);
+    let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempts FROM outbox")
+        .fetch_all(&pool)
+        .await
+        .expect("q");
+    assert!(
+        attempts.iter().all(|a| *a == 2),
+        "{strategy:?}: claimed twice each: {attempts:?}"
+    );
+    let received = common::read_topic(&topic, 5).await;
+    assert_eq!(
+        received.len(),
+        5,
+        "{strategy:?}: nothing lost, nothing doubled: {received:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_crashed_relays_rows_are_sent_after_the_lease_with_skip_locked() {
+    a_crashed_relays_rows_are_sent_after_the_lease(ClaimStrategy::SkipLocked).await;
+}
+
+#[tokio::test]
+async fn a_crashed_relays_rows_are_sent_after_the_lease_with_optimistic_lock() {
+    a_crashed_relays_rows_are_sent_after_the_lease(ClaimStrategy::OptimisticLock).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_outbox_relay_processes_drain_one_table_and_stop_on_sigterm() {
+    let (db, pool) = common::migrated_db().await;
+    let topic = create_unique_topic("relay-binary", 6, 3).await;
+    let bootstrap = &test_support::ensure_stack().kafka_bootstrap_servers;
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
+            .env("DATABASE_URL", &db.url)
+            .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+            .env("RELAY_BATCH_SIZE", "5")
+            .env("RELAY_POLL_MS", "100")
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("start outbox-relay")
+    };
+    let mut processes = [spawn(), spawn()];
+    for i in 0..60 {
+        common::enqueue(&pool, &topic, &format!("key-{}", i % 12), json!({ "i": i })).await;
+    }
+    eventually("both processes drain the outbox", || async {
+        let unsent =
+            common::count(&pool, "SELECT count(*) FROM outbox WHERE state <> 'SENT'").await;
+        if unsent == 0 { Ok(()) } else { Err(unsent) }
+    })
+    .await;
+    for p in &processes {
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(p.id().to_string())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()));
+    }
+    for p in &mut processes {
+        let status = p.wait().expect("wait");
+        assert!(status.success(), "graceful exit on SIGTERM: {status}");
+    }
+    let received = common::read_topic(&topic, 60).await;
+    assert_eq!(received.len(), 60, "each event once");
+}

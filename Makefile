@@ -49,6 +49,14 @@ lint: ## fmt check + clippy -D warnings + shellcheck-style syntax check of the s
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	@for f in infra/native/*.sh scripts/*.sh .ci/run; do bash -n "$$f" || exit 1; done
 
+.PHONY: reconcile
+reconcile: ## Count accepted orders, events in Kafka, deliveries, payments: lost / double-applied (exit 1 if any)
+	@cargo run -q -p reconcile
+
+.PHONY: bench-claim
+bench-claim: infra-up ## Compare outbox claim strategies (SKIP LOCKED vs optimistic lock) with 1/2/4 relays
+	cargo run --release -p outbox --example claim_bench
+
 .PHONY: sqlx-prepare
 sqlx-prepare: infra-up ## Regenerate the committed .sqlx/ offline query data (needs sqlx-cli)
 	bash scripts/sqlx-prepare.sh

@@ -8,12 +8,14 @@
 mod admin;
 mod consumer;
 mod producer;
+mod snapshot;
 
 pub use admin::{
     ClusterView, PartitionView, TopicView, create_topic, describe_cluster, describe_topic,
 };
 pub use consumer::at_least_once_consumer;
 pub use producer::{Acks, ProducerSettings};
+pub use snapshot::{StoredRecord, read_topic_to_end};
 
 /// Errors of the admin helpers.
 #[derive(Debug, thiserror::Error)]

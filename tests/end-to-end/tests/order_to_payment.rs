@@ -11,6 +11,8 @@ use test_support::{TestDatabase, eventually, service_env, unique_name};
 
 struct Running {
     orders_url: String,
+    order_events_topic: String,
+    payment_group: String,
     orders_db: PgPool,
     payments_db: PgPool,
     stops: Vec<test_support::StopHandle>,
@@ -20,8 +22,10 @@ struct Running {
 async fn start_both() -> Running {
     let orders_db = TestDatabase::create().await;
     let payments_db = TestDatabase::create().await;
+    let order_events_topic = unique_name("order-events");
+    let payment_group = unique_name("payment-service");
     let shared: HashMap<String, String> = [
-        ("ORDER_EVENTS_TOPIC", unique_name("order-events")),
+        ("ORDER_EVENTS_TOPIC", order_events_topic.clone()),
         ("PAYMENT_EVENTS_TOPIC", unique_name("payment-events")),
         ("RELAY_POLL_MS", "200".to_owned()),
     ]
@@ -32,22 +36,30 @@ async fn start_both() -> Running {
     let mut env = service_env(&orders_db);
     env.extend(shared.clone());
     env.insert("CONSUMER_GROUP".into(), unique_name("order-service"));
-    let config = order_service::Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("order config");
-    let orders = order_service::App::build(config).await.expect("order-service builds");
+    let config =
+        order_service::Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("order config");
+    let orders = order_service::App::build(config)
+        .await
+        .expect("order-service builds");
     let orders_url = format!("http://{}", orders.local_addr());
     let order_stop = orders.shutdown_handle();
     let order_task = tokio::spawn(orders.run_until_stopped());
 
     let mut env = service_env(&payments_db);
     env.extend(shared);
-    env.insert("CONSUMER_GROUP".into(), unique_name("payment-service"));
-    let config = payment_service::Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("payment config");
-    let payments = payment_service::App::build(config).await.expect("payment-service builds");
+    env.insert("CONSUMER_GROUP".into(), payment_group.clone());
+    let config = payment_service::Config::from_lookup(&|k: &str| env.get(k).cloned())
+        .expect("payment config");
+    let payments = payment_service::App::build(config)
+        .await
+        .expect("payment-service builds");
     let payment_stop = payments.shutdown_handle();
     let payment_task = tokio::spawn(payments.run_until_stopped());
 
     Running {
         orders_url,
+        order_events_topic,
+        payment_group,
         orders_db: orders_db.pool().await,
         payments_db: payments_db.pool().await,
         stops: vec![
@@ -74,15 +86,25 @@ async fn orders_end_paid_or_failed_and_every_payment_is_applied_once() {
             .await
             .expect("POST /orders");
         assert_eq!(response.status(), 201);
-        let location = response.headers()["location"].to_str().expect("location").to_owned();
+        let location = response.headers()["location"]
+            .to_str()
+            .expect("location")
+            .to_owned();
         let body: Value = response.json().await.expect("json");
         assert_eq!(body["status"], "PENDING_PAYMENT");
-        assert_eq!(location, format!("/orders/{}", body["id"].as_str().expect("id")));
+        assert_eq!(
+            location,
+            format!("/orders/{}", body["id"].as_str().expect("id"))
+        );
         ids.push((body["id"].as_str().expect("id").to_owned(), amount));
     }
 
     for (id, amount) in &ids {
-        let expected = if amount % 100 == 13 { "PAYMENT_FAILED" } else { "PAID" };
+        let expected = if amount % 100 == 13 {
+            "PAYMENT_FAILED"
+        } else {
+            "PAID"
+        };
         let order: Value = eventually(&format!("order {id} settles"), || async {
             let order: Value = http
                 .get(format!("{}/orders/{id}", app.orders_url))
@@ -92,7 +114,11 @@ async fn orders_end_paid_or_failed_and_every_payment_is_applied_once() {
                 .json()
                 .await
                 .map_err(|e| e.to_string())?;
-            if order["status"] == "PENDING_PAYMENT" { Err(order.to_string()) } else { Ok(order) }
+            if order["status"] == "PENDING_PAYMENT" {
+                Err(order.to_string())
+            } else {
+                Ok(order)
+            }
         })
         .await;
         assert_eq!(order["status"], expected, "{order}");
@@ -104,11 +130,50 @@ async fn orders_end_paid_or_failed_and_every_payment_is_applied_once() {
 
     // Counts, side by side: accepted == published == payments applied == outcomes applied.
     let accepted: i64 = scalar(&app.orders_db, "SELECT count(*) FROM orders").await;
-    let published: i64 = scalar(&app.orders_db, "SELECT count(*) FROM outbox WHERE state = 'SENT'").await;
+    let published: i64 = scalar(
+        &app.orders_db,
+        "SELECT count(*) FROM outbox WHERE state = 'SENT'",
+    )
+    .await;
     let payments: i64 = scalar(&app.payments_db, "SELECT count(*) FROM payments").await;
     let charges: i64 = scalar(&app.payments_db, "SELECT count(*) FROM provider_charges").await;
-    let outcomes: i64 = scalar(&app.orders_db, "SELECT count(*) FROM orders WHERE status <> 'PENDING_PAYMENT'").await;
-    assert_eq!((accepted, published, payments, charges, outcomes), (12, 12, 12, 12, 12));
+    let outcomes: i64 = scalar(
+        &app.orders_db,
+        "SELECT count(*) FROM orders WHERE status <> 'PENDING_PAYMENT'",
+    )
+    .await;
+    assert_eq!(
+        (accepted, published, payments, charges, outcomes),
+        (12, 12, 12, 12, 12)
+    );
+
+    // The reconciliation checker agrees, counting from Kafka itself.
+    let report = reconcile::reconcile(&reconcile::Sources {
+        orders_db: app.orders_db.clone(),
+        payments_db: app.payments_db.clone(),
+        kafka_bootstrap_servers: test_support::ensure_stack().kafka_bootstrap_servers.clone(),
+        order_events_topic: app.order_events_topic.clone(),
+        payment_consumer_group: app.payment_group.clone(),
+    })
+    .await
+    .expect("reconcile");
+    assert_eq!(
+        report,
+        reconcile::Report {
+            accepted: 12,
+            published_unique: 12,
+            published_duplicate_copies: 0,
+            not_yet_published: 0,
+            delivered_unique: 12,
+            duplicates_suppressed_by_inbox: 0,
+            applied: 12,
+            double_applied: 0,
+            lost: 0,
+            settled: 12,
+        },
+        "{}",
+        reconcile::render(&report)
+    );
 
     for stop in app.stops {
         stop.stop().await;

@@ -2,15 +2,11 @@
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use outbox::{ClaimStrategy, OutboxMessage, Relay, RelayConfig};
-use rdkafka::Message;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Headers;
 use sqlx::PgPool;
-use test_support::{TestDatabase, ensure_stack, unique_name};
+use test_support::{TestDatabase, ensure_stack};
 
 pub async fn migrated_db() -> (TestDatabase, PgPool) {
     let db = TestDatabase::create().await;
@@ -65,47 +61,29 @@ pub struct Received {
     pub partition: i32,
 }
 
-/// Reads until `expected` distinct event ids were seen (or 60 s passed), then keeps
-/// reading 1 s more to catch duplicates. Returns everything, copies included.
-pub async fn read_topic(topic: &str, expected: usize) -> Vec<Received> {
-    let consumer: StreamConsumer = kafka_config::at_least_once_consumer(
+/// Everything the topic holds now, copies included (call after the rows are SENT:
+/// a SENT row's record is acknowledged, so it is in the topic).
+pub async fn read_topic(topic: &str) -> Vec<Received> {
+    let records = kafka_config::read_topic_to_end(
         &ensure_stack().kafka_bootstrap_servers,
-        &unique_name("reader"),
+        topic,
+        Duration::from_secs(60),
     )
-    .create()
-    .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let mut received = Vec::new();
-    let mut distinct: HashMap<String, usize> = HashMap::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut grace: Option<tokio::time::Instant> = None;
-    loop {
-        let now = tokio::time::Instant::now();
-        if now >= deadline || grace.is_some_and(|g| now >= g) {
-            break;
-        }
-        let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(300), consumer.recv()).await
-        else {
-            continue;
-        };
-        let event_id = m
-            .headers()
-            .and_then(|hs| hs.iter().find(|h| h.key == kafka_config::headers::EVENT_ID))
-            .and_then(|h| h.value)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default();
-        *distinct.entry(event_id.clone()).or_default() += 1;
-        received.push(Received {
-            key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-            event_id,
-            payload: serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or_default(),
-            partition: m.partition(),
-        });
-        if distinct.len() >= expected && grace.is_none() {
-            grace = Some(tokio::time::Instant::now() + Duration::from_secs(1));
-        }
-    }
-    received
+    .await
+    .expect("read topic");
+    records
+        .into_iter()
+        .map(|r| Received {
+            key: r.key_str().unwrap_or_default().to_owned(),
+            event_id: r
+                .header(kafka_config::headers::EVENT_ID)
+                .unwrap_or_default()
+                .to_owned(),
+            payload: serde_json::from_slice(r.payload.as_deref().unwrap_or_default())
+                .unwrap_or_default(),
+            partition: r.partition,
+        })
+        .collect()
 }
 
 pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {

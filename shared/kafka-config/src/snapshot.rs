@@ -1,0 +1,123 @@
+//! Reading a whole topic, once, up to its current end: what the reconciliation checker
+//! and the tests use to count what Kafka really holds (copies included).
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use crate::KafkaAdminError;
+
+/// One record as stored in the topic.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl StoredRecord {
+    /// The first header with this name, as UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    pub fn key_str(&self) -> Option<&str> {
+        self.key
+            .as_deref()
+            .and_then(|k| std::str::from_utf8(k).ok())
+    }
+}
+
+/// Reads every partition of `topic` from its first to its last offset as of now.
+/// No consumer group offsets are read or written.
+pub async fn read_topic_to_end(
+    bootstrap_servers: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<StoredRecord>, KafkaAdminError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .set("group.id", "topic-snapshot")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()?;
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || read_blocking(&consumer, &topic, timeout))
+        .await
+        .map_err(|e| KafkaAdminError::Join(e.to_string()))?
+}
+
+fn read_blocking(
+    consumer: &BaseConsumer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<StoredRecord>, KafkaAdminError> {
+    let deadline = Instant::now() + timeout;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    if partitions.is_empty() {
+        return Err(KafkaAdminError::UnknownTopic(topic.to_owned()));
+    }
+    // The end of each partition now: read up to it, not beyond.
+    let mut ends = Vec::new();
+    let mut assignment = TopicPartitionList::new();
+    for p in &partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, *p, timeout)?;
+        if high > low {
+            assignment.add_partition_offset(topic, *p, Offset::Offset(low))?;
+            ends.push((*p, high));
+        }
+    }
+    consumer.assign(&assignment)?;
+    let mut records = Vec::new();
+    let mut remaining: usize = ends.iter().filter(|(_, h)| *h > 0).count();
+    let mut done = vec![false; ends.len()];
+    while remaining > 0 {
+        if Instant::now() >= deadline {
+            return Err(KafkaAdminError::Join(format!(
+                "reading {topic} did not reach its end in {timeout:?}"
+            )));
+        }
+        let Some(result) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = result?;
+        records.push(StoredRecord {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec),
+            headers: m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        });
+        if let Some(i) = ends
+            .iter()
+            .position(|(p, high)| *p == m.partition() && m.offset() + 1 >= *high)
+        {
+            if !done[i] {
+                done[i] = true;
+                remaining -= 1;
+            }
+        }
+    }
+    Ok(records)
+}

@@ -24,8 +24,8 @@ pub struct App {
 
 impl App {
     /// Connects to Postgres (creating and migrating the `orders` database), creates the
-    /// topics, starts the relay and the payment-outcome consumer, and binds the
-    /// listener. Fails fast on bad configuration.
+    /// topics, starts the relay, the payment-outcome consumer and the idempotency-key
+    /// purge, and binds the listener. Fails fast on bad configuration.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let infra = Infrastructure::connect(
             &config.infra,
@@ -67,9 +67,19 @@ impl App {
         })?;
         tasks.spawn("payment-outcome consumer", consumer.run(shutdown.clone()));
 
+        tasks.spawn(
+            "idempotency-key purge",
+            api::idempotency::purge_expired(
+                infra.pool.clone(),
+                config.idempotency_retention,
+                shutdown.clone(),
+            ),
+        );
+
         let api = api::router(ApiState {
             pool: infra.pool.clone(),
             order_events_topic: config.order_events_topic.clone(),
+            idempotency_retention: config.idempotency_retention,
         });
         let router = Router::new().merge(api).merge(infra.readiness_router());
         let server = HttpServer::bind(config.infra.listen_addr, router, shutdown.clone()).await?;

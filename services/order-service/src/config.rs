@@ -1,5 +1,7 @@
 //! order-service configuration: the shared infrastructure variables plus its own.
 
+use std::time::Duration;
+
 use outbox::RelayConfig;
 use service_config::{ConfigError, Defaults, InfraConfig, parse_var};
 
@@ -24,6 +26,10 @@ pub struct Config {
     pub relay: RelayConfig,
     /// `RELAY_ENABLED` (default true): run the relay inside this process.
     pub relay_enabled: bool,
+    /// `IDEMPOTENCY_RETENTION_HOURS` (default 24, at least 1): how long an
+    /// `Idempotency-Key` and its answer are kept. A client retrying later than this gets
+    /// a new order, so it must cover the longest retry schedule of any client.
+    pub idempotency_retention: Duration,
 }
 
 impl Config {
@@ -44,6 +50,44 @@ impl Config {
             replication_factor: parse_var(lookup, "TOPIC_REPLICATION_FACTOR", 3)?,
             relay: RelayConfig::from_lookup(format!("order-relay-{}", std::process::id()), lookup)?,
             relay_enabled: parse_var(lookup, "RELAY_ENABLED", true)?,
+            idempotency_retention: retention_hours(lookup)?,
         })
+    }
+}
+
+fn retention_hours(lookup: &impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    const NAME: &str = "IDEMPOTENCY_RETENTION_HOURS";
+    let hours: u32 = parse_var(lookup, NAME, 24)?;
+    if hours == 0 {
+        // Zero would expire every key at once: idempotency silently off.
+        return Err(ConfigError::new(NAME, "0", "at least 1 hour"));
+    }
+    Ok(Duration::from_secs(u64::from(hours) * 3600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retention(value: Option<&str>) -> Result<Duration, ConfigError> {
+        retention_hours(&|name: &str| {
+            (name == "IDEMPOTENCY_RETENTION_HOURS")
+                .then_some(value)
+                .flatten()
+                .map(str::to_owned)
+        })
+    }
+
+    #[test]
+    fn idempotency_retention_defaults_to_a_day_and_refuses_zero() {
+        assert_eq!(retention(None).ok(), Some(Duration::from_secs(24 * 3600)));
+        assert_eq!(
+            retention(Some("72")).ok(),
+            Some(Duration::from_secs(72 * 3600))
+        );
+        for bad in ["0", "-1", "1.5", "a day"] {
+            let error = retention(Some(bad)).expect_err(bad);
+            assert_eq!(error.variable, "IDEMPOTENCY_RETENTION_HOURS");
+        }
     }
 }

@@ -13,6 +13,8 @@ mod config;
 pub mod events;
 mod payment_results;
 
+/// Public for tests and drills: they drive the purge one pass at a time.
+pub use api::idempotency;
 pub use app::App;
 pub use config::{Config, DEFAULTS};
 pub use payment_results::PaymentResults;

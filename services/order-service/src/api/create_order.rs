@@ -1,16 +1,19 @@
-//! `POST /orders`: the order and its `OrderCreated` event, in one transaction.
+//! `POST /orders`: the order and its `OrderCreated` event, in one transaction (with the
+//! request's `Idempotency-Key`, when it has one).
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use chrono::Utc;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use chrono::{SubsecRound, Utc};
 use outbox::OutboxMessage;
 use serde::Deserialize;
+use serde_json::json;
 use uuid::Uuid;
 
 use super::error::FieldError;
-use super::read_orders::{OrderView, load_order};
+use super::idempotency::{self, Claim, IdempotencyKey, SavedResponse};
+use super::read_orders::{OrderView, TimelineEntry};
 use super::{ApiError, ApiState};
 use crate::events::{ORDER_CREATED, OrderCreated, SCHEMA_VERSION};
 
@@ -61,14 +64,24 @@ impl CreateOrder {
 
 pub async fn create_order(
     State(state): State<ApiState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, HeaderMap, Json<OrderView>), ApiError> {
+) -> Result<Response, ApiError> {
+    // A malformed key is refused before anything else: a request we could not
+    // deduplicate must not create an order.
+    let key = IdempotencyKey::from_headers(&headers)?;
     let request: CreateOrder =
         serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
+    // Neither a 400 nor a 422 is stored under the key: nothing was created, and the
+    // client may fix the body and send it again with the same key.
     request.validate()?;
 
+    // Postgres keeps microseconds: truncate here, so the answer (and the event) carry the
+    // same instant a later GET reads back.
+    let created_at = Utc::now().trunc_subsecs(6);
     let order_id = Uuid::now_v7();
-    let created_at = Utc::now();
     let event = OrderCreated {
         schema_version: SCHEMA_VERSION,
         event_id: Uuid::now_v7(),
@@ -89,7 +102,16 @@ pub async fn create_order(
 
     // The note's steps 1-3: business row and message row in one transaction. If either
     // insert fails, neither exists; once the commit returns, the event cannot be lost.
+    // The idempotency key joins them, so key, order and event commit together.
     let mut tx = state.pool.begin().await?;
+    if let Some(key) = &key {
+        let fingerprint = idempotency::request_hash(&method, uri.path(), &body);
+        // May wait for a concurrent request with this key (bounded; see idempotency.rs).
+        match idempotency::claim(&mut tx, key, &fingerprint, state.idempotency_retention).await? {
+            Claim::Replay(first) => return Ok(first.replay()),
+            Claim::New => {}
+        }
+    }
     sqlx::query!(
         r#"INSERT INTO orders (id, customer_id, amount_minor, currency, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $5, $5)"#,
@@ -102,17 +124,54 @@ pub async fn create_order(
     .execute(&mut *tx)
     .await?;
     outbox::enqueue(&mut tx, &message).await?;
+
+    let answer = SavedResponse {
+        status: StatusCode::CREATED,
+        location: Some(format!("/orders/{order_id}")),
+        body: serde_json::to_value(as_created(&event, &message.topic)).unwrap_or_default(),
+    };
+    if let Some(key) = &key {
+        idempotency::finish(&mut tx, key, &answer).await?;
+    }
     tx.commit().await?;
     // Crash point A1: committed, not yet answered. The client sees an error and retries;
-    // the Idempotency-Key makes the retry return this order instead of a second one.
+    // the Idempotency-Key makes the retry replay this answer instead of a second order.
     service_runtime::crash_point("A1");
 
-    let view = load_order(&state.pool, order_id).await?;
-    let mut headers = HeaderMap::new();
-    if let Ok(location) = HeaderValue::from_str(&format!("/orders/{order_id}")) {
-        headers.insert(header::LOCATION, location);
+    Ok(answer.first())
+}
+
+/// The new order as this transaction wrote it: the same entries `load_order` shows for
+/// it until the relay publishes the event. Built here, not read back after the commit,
+/// because the answer must be stored with the key *before* the commit; a read after it
+/// could also already show the event published, and then the first answer and its
+/// replay would differ.
+fn as_created(event: &OrderCreated, topic: &str) -> OrderView {
+    OrderView {
+        id: event.order_id,
+        customer_id: event.customer_id.clone(),
+        amount_minor: event.amount_minor,
+        currency: event.currency.clone(),
+        status: "PENDING_PAYMENT".into(),
+        created_at: event.created_at,
+        updated_at: event.created_at,
+        timeline: vec![
+            TimelineEntry {
+                at: event.created_at,
+                what: "created".into(),
+                detail: None,
+            },
+            TimelineEntry {
+                at: event.created_at,
+                what: format!("{ORDER_CREATED} waiting in the outbox"),
+                detail: Some(json!({
+                    "event_id": event.event_id, "event_type": ORDER_CREATED, "topic": topic,
+                    "state": "PENDING", "partition": null, "offset": null, "attempts": 0,
+                    "last_error": null,
+                })),
+            },
+        ],
     }
-    Ok((StatusCode::CREATED, headers, Json(view)))
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! API errors as RFC 9457 problem+json (`http_problem::Problem`).
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_problem::Problem;
 use serde_json::json;
+
+use super::idempotency::IdempotencyError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -17,6 +19,8 @@ pub enum ApiError {
     NotFound(uuid::Uuid),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Idempotency(#[from] IdempotencyError),
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -50,7 +54,7 @@ impl IntoResponse for ApiError {
                 "Order not found",
                 format!("no order has id {id}"),
             ),
-            ApiError::Database(e) => {
+            ApiError::Database(e) | ApiError::Idempotency(IdempotencyError::Database(e)) => {
                 tracing::error!(error = %e, "database error in request");
                 Problem::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -59,6 +63,38 @@ impl IntoResponse for ApiError {
                     "the order was not stored; retry with the same Idempotency-Key",
                 )
             }
+            ApiError::Idempotency(IdempotencyError::InvalidKey(rule)) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-idempotency-key",
+                "Invalid Idempotency-Key header",
+                format!(
+                    "the Idempotency-Key header must be {rule}; send one key of 1 to 255 \
+                     visible ASCII characters per order, e.g. a UUID, or none at all"
+                ),
+            )
+            .with("header", "Idempotency-Key"),
+            ApiError::Idempotency(IdempotencyError::KeyReused { key }) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                format!(
+                    "the Idempotency-Key {key:?} was first used with a different request; \
+                     resend that exact request to get its answer, or use a new key for a new order"
+                ),
+            )
+            .with("idempotency_key", key),
+            ApiError::Idempotency(IdempotencyError::InFlight { key }) => Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency-key-in-flight",
+                "Request with this Idempotency-Key in flight",
+                format!(
+                    "a request with the Idempotency-Key {key:?} is still being processed; \
+                     retry the same request with the same key after Retry-After seconds"
+                ),
+            )
+            .with("idempotency_key", key)
+            // The first request is normally about to commit; one second is plenty.
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
         }
         .into_response()
     }

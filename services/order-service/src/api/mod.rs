@@ -1,8 +1,32 @@
 //! The HTTP API.
+//!
+//! # Idempotency-Key
+//!
+//! `POST /orders` takes an optional `Idempotency-Key` header: 1 to 255 visible ASCII
+//! characters, e.g. a UUID the client makes once per order and sends again on every
+//! retry of that order. What the client gets:
+//!
+//! - **same key, same request** (method, path, body bytes): the first answer again, with
+//!   its status (`201`), body and `Location`, plus `Idempotent-Replayed: true`. No
+//!   second order, even if the first answer was lost to a crash after the commit. The
+//!   body is the order as it was created; `GET` the `Location` for its current state.
+//! - **same key, different request**: `422` `/problems/idempotency-key-reused`.
+//! - **same key while the first request is still running**: the second request waits
+//!   for the first (up to 5 s) and then gets its answer; past that, `409`
+//!   `/problems/idempotency-key-in-flight` with `Retry-After: 1`.
+//! - **a rejected body** (`400`, `422` invalid-order) is not remembered: fix the body
+//!   and send it again with the same key.
+//! - **retention**: a key is remembered for `IDEMPOTENCY_RETENTION_HOURS` (default 24)
+//!   after its first use; after that the same key creates a new order.
+//! - **a malformed key**: `400` `/problems/invalid-idempotency-key`. No key at all: every
+//!   `POST` creates an order.
 
 mod create_order;
 mod error;
+pub mod idempotency;
 mod read_orders;
+
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -15,6 +39,8 @@ pub use error::ApiError;
 pub struct ApiState {
     pub pool: PgPool,
     pub order_events_topic: String,
+    /// How long an idempotency key and its answer are kept.
+    pub idempotency_retention: Duration,
 }
 
 pub fn router(state: ApiState) -> Router {

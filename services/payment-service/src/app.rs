@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use axum::Router;
+use inbox::FastPath;
 use message_consumer::{ConsumerSettings, MessageConsumer};
 use outbox::Relay;
 use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Shutdown, StartError};
@@ -20,6 +21,7 @@ pub struct App {
     infra: Infrastructure,
     shutdown: Shutdown,
     tasks: BackgroundTasks,
+    fast_path: Option<FastPath>,
 }
 
 impl App {
@@ -42,11 +44,25 @@ impl App {
             )
             .await;
 
+        // Created without connecting: Redis being down slows duplicates down, it stops
+        // nothing (inbox/src/fast_path.rs).
+        let fast_path = if config.dedup_fast_path {
+            Some(
+                FastPath::new(infra.redis.clone()).map_err(|e| StartError::Client {
+                    variable: "REDIS_URL",
+                    reason: e.to_string(),
+                })?,
+            )
+        } else {
+            None
+        };
         let handler = Payments {
             pool: infra.pool.clone(),
             provider: PaymentProvider::new(infra.pool.clone(), config.provider.clone()),
             consumer_group: config.consumer_group.clone(),
             payment_events_topic: config.payment_events_topic.clone(),
+            fast_path: fast_path.clone(),
+            dedup_ttl: config.dedup_ttl,
         };
         let consumer = MessageConsumer::new(
             ConsumerSettings::new(
@@ -77,6 +93,7 @@ impl App {
             infra,
             shutdown,
             tasks,
+            fast_path,
         })
     }
 
@@ -87,6 +104,12 @@ impl App {
     /// The switch that stops the running app (tests use it instead of a signal).
     pub fn shutdown_handle(&self) -> Shutdown {
         self.shutdown.clone()
+    }
+
+    /// The Redis fast path (`None` when `DEDUP_FAST_PATH=false`); its `stats()` say how
+    /// many duplicates it suppressed and how often Redis was unavailable.
+    pub fn fast_path(&self) -> Option<FastPath> {
+        self.fast_path.clone()
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown switch; then lets the consumer finish

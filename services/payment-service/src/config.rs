@@ -28,6 +28,12 @@ pub struct Config {
     pub relay: RelayConfig,
     /// `PROVIDER_LATENCY_MS` (default 0), `PROVIDER_FAILURE_RATE` (0.0-1.0, default 0).
     pub provider: ProviderSettings,
+    /// `DEDUP_FAST_PATH` (true|false, default true): ask Redis before the inbox, so
+    /// known duplicates skip the database. `false` leaves the inbox alone, which is
+    /// just as correct, only slower on duplicates (see `inbox::FastPath`).
+    pub dedup_fast_path: bool,
+    /// `DEDUP_TTL_SECS` (default 86400): how long Redis remembers a message id.
+    pub dedup_ttl: Duration,
 }
 
 impl Config {
@@ -42,6 +48,14 @@ impl Config {
                 "PROVIDER_FAILURE_RATE",
                 &failure_rate.to_string(),
                 "a probability between 0.0 and 1.0",
+            ));
+        }
+        let dedup_ttl_secs: u64 = parse_var(lookup, "DEDUP_TTL_SECS", 86_400)?;
+        if dedup_ttl_secs == 0 {
+            return Err(ConfigError::new(
+                "DEDUP_TTL_SECS",
+                "0",
+                "a positive number of seconds (Redis rejects a zero TTL)",
             ));
         }
         Ok(Self {
@@ -62,6 +76,8 @@ impl Config {
                 latency: Duration::from_millis(parse_var(lookup, "PROVIDER_LATENCY_MS", 0)?),
                 failure_rate,
             },
+            dedup_fast_path: parse_var(lookup, "DEDUP_FAST_PATH", true)?,
+            dedup_ttl: Duration::from_secs(dedup_ttl_secs),
         })
     }
 }

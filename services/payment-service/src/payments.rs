@@ -1,6 +1,10 @@
 //! Applying an `OrderCreated` event: one payment per order, however often it arrives.
 //!
-//! In one database transaction, in this order:
+//! First, when `DEDUP_FAST_PATH` is on, Redis is asked whether this event id was applied
+//! recently; a hit skips everything below (counted in `inbox::FastPathStats::hits`).
+//! A miss, or Redis not answering, goes on to the database, which decides.
+//!
+//! Then, in one database transaction, in this order:
 //! 1. the inbox record for the event id — a redelivery stops here (skipped, counted);
 //! 2. the charge at the provider, keyed by the order id (outside the transaction,
 //!    idempotent on its side — see `provider.rs`);
@@ -12,7 +16,12 @@
 //! Crash point **C1** (inside the transaction, before commit): nothing of 1, 3, 4 is
 //! kept; the message comes again and the provider answers the retried charge from its
 //! records.
+//!
+//! Last, after the commit, the event id is remembered in Redis for `DEDUP_TTL_SECS`.
 
+use std::time::Duration;
+
+use inbox::FastPath;
 use message_consumer::{HandleError, Handler, ReceivedMessage};
 use outbox::OutboxMessage;
 use sqlx::PgPool;
@@ -30,6 +39,10 @@ pub struct Payments {
     pub provider: PaymentProvider,
     pub consumer_group: String,
     pub payment_events_topic: String,
+    /// The Redis fast path in front of the inbox; `None` when `DEDUP_FAST_PATH=false`.
+    pub fast_path: Option<FastPath>,
+    /// `DEDUP_TTL_SECS`: how long the fast path remembers an applied event id.
+    pub dedup_ttl: Duration,
 }
 
 impl Handler for Payments {
@@ -37,6 +50,44 @@ impl Handler for Payments {
         let event_id = message.event_id()?;
         let order = parse_order_created(message)?;
 
+        if let Some(fast_path) = &self.fast_path {
+            // A hit means the effect committed (ids are remembered only after the
+            // commit), so skipping is safe; a miss or a silent Redis proves nothing and
+            // goes on to the inbox.
+            if fast_path
+                .seen_recently(&self.consumer_group, event_id)
+                .await
+            {
+                tracing::info!(%event_id, order_id = %order.order_id, "duplicate OrderCreated suppressed by the Redis fast path");
+                return Ok(());
+            }
+        }
+
+        self.apply_once(message, event_id, &order).await?;
+
+        if let Some(fast_path) = &self.fast_path {
+            // Remember only now, after the commit. Remembered before it, a rollback or a
+            // crash (C1) would leave "seen" for a payment that never happened, and the
+            // redelivery meant to repair that would be skipped: a lost message. A crash
+            // between the commit and this line only leaves the id unknown to Redis; the
+            // next copy then costs one trip to the inbox (inbox/src/fast_path.rs).
+            fast_path
+                .remember(&self.consumer_group, event_id, self.dedup_ttl)
+                .await;
+        }
+        Ok(())
+    }
+}
+
+impl Payments {
+    /// The database transaction: inbox record, charge, payment row, outcome event.
+    /// Returns once it has committed, whether the event was applied now or before.
+    async fn apply_once(
+        &self,
+        message: &ReceivedMessage,
+        event_id: Uuid,
+        order: &OrderCreated,
+    ) -> Result<(), HandleError> {
         let mut tx = self.pool.begin().await.map_err(transient)?;
         let origin = inbox::Origin {
             topic: &message.topic,

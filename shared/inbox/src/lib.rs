@@ -9,7 +9,12 @@
 //!
 //! Because the record and the effect commit atomically, there is no window in which the
 //! effect is applied but the record is missing, or the other way round. A cache such as
-//! Redis cannot give that: it is outside the transaction.
+//! Redis cannot give that: it is outside the transaction. It can still spare the
+//! database the duplicates it knows about: see [`FastPath`] (`fast_path.rs`).
+
+mod fast_path;
+
+pub use fast_path::{CALL_BUDGET, FastPath, FastPathStats, PAUSE_AFTER_FAILURE};
 
 use sqlx::PgConnection;
 use uuid::Uuid;

@@ -94,14 +94,23 @@ impl<H: Handler> MessageConsumer<H> {
     }
 
     /// Waits up to `wait` for one message and processes it to the end (applied or
-    /// dead-lettered, offset stored). `Ok(None)`: nothing arrived, or shutdown came
-    /// while a transient failure was being retried (offset not stored: it comes again).
+    /// dead-lettered, offset stored). `Ok(None)`: nothing arrived (or shutdown came
+    /// first), or shutdown came while a transient failure was being retried (offset not
+    /// stored: it comes again).
     pub async fn consume_once(
         &self,
         wait: Duration,
         shutdown: &Shutdown,
     ) -> Result<Option<Processed>, KafkaError> {
-        let message = match tokio::time::timeout(wait, self.consumer.recv()).await {
+        // Shutdown may cut short only the wait for a message. A message in hand is
+        // finished below: cancelling it between the handler's commit and the offset
+        // store would hand an applied message to the next instance (a duplicate that
+        // a graceful stop has no reason to make).
+        let received = tokio::select! {
+            () = shutdown.wait() => return Ok(None),
+            received = tokio::time::timeout(wait, self.consumer.recv()) => received,
+        };
+        let message = match received {
             Err(_) => return Ok(None),
             Ok(received) => ReceivedMessage::from_borrowed(&received?),
         };
@@ -122,13 +131,13 @@ impl<H: Handler> MessageConsumer<H> {
     /// drops the consumer, which commits the stored offsets as it leaves the group.
     pub async fn run(self, shutdown: Shutdown) {
         while !shutdown.is_triggered() {
-            tokio::select! {
-                () = shutdown.wait() => break,
-                result = self.consume_once(Duration::from_secs(1), &shutdown) => {
-                    if let Err(error) = result {
-                        tracing::warn!(%error, group = %self.settings.group_id, "consume failed");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
+            // Not raced against `shutdown` here: `consume_once` watches it itself, at the
+            // points where stopping is safe (waiting for a message, between retries).
+            if let Err(error) = self.consume_once(Duration::from_secs(1), &shutdown).await {
+                tracing::warn!(%error, group = %self.settings.group_id, "consume failed");
+                tokio::select! {
+                    () = shutdown.wait() => {},
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {},
                 }
             }
         }

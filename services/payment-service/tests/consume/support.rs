@@ -1,0 +1,262 @@
+//! Starting payment-service on a topic of its own and publishing `OrderCreated` events
+//! to it the way order-service's relay does (same headers, same payload).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use inbox::FastPath;
+use kafka_config::headers;
+use message_consumer::ReceivedMessage;
+use payment_service::{App, Config};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::PgPool;
+use test_support::{
+    StopHandle, TestDatabase, create_unique_topic, ensure_stack, eventually, service_env,
+    unique_name,
+};
+use uuid::Uuid;
+
+/// A running payment-service and what the test needs to feed and inspect it.
+pub struct Service {
+    pub pool: PgPool,
+    /// `ORDER_EVENTS_TOPIC`: one partition, so the events are handled in the order
+    /// they were published and a last "sentinel" event marks the end of the run.
+    pub order_topic: String,
+    pub payment_topic: String,
+    pub group: String,
+    pub fast_path: Option<FastPath>,
+    bootstrap: String,
+    producer: FutureProducer,
+    stop: StopHandle,
+    _db: TestDatabase,
+}
+
+impl Service {
+    /// Starts the app with the test stack's settings, overridden by `vars`.
+    pub async fn start(vars: &[(&str, &str)]) -> Self {
+        let db = TestDatabase::create().await;
+        let bootstrap = ensure_stack().kafka_bootstrap_servers.clone();
+        // Created here with one partition; `ensure_topics` accepts it as it is and adds
+        // `<topic>.dlq`.
+        let order_topic = create_unique_topic("order-events", 1, 3).await;
+        let payment_topic = unique_name("payment-events");
+        let group = unique_name("payment-service");
+        let mut env: HashMap<String, String> = service_env(&db);
+        env.insert("ORDER_EVENTS_TOPIC".into(), order_topic.clone());
+        env.insert("PAYMENT_EVENTS_TOPIC".into(), payment_topic.clone());
+        env.insert("CONSUMER_GROUP".into(), group.clone());
+        env.insert("RELAY_POLL_MS".into(), "200".into());
+        for (name, value) in vars {
+            env.insert((*name).to_owned(), (*value).to_owned());
+        }
+        let config = Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("config");
+        let app = App::build(config).await.expect("payment-service builds");
+        let fast_path = app.fast_path();
+        let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
+        let producer = kafka_config::ProducerSettings::reliable(&bootstrap)
+            .client_config()
+            .create()
+            .expect("producer");
+        Self {
+            pool: db.pool().await,
+            order_topic,
+            payment_topic,
+            group,
+            fast_path,
+            bootstrap,
+            producer,
+            stop,
+            _db: db,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.stop.stop().await;
+    }
+
+    /// Publishes an `OrderCreated` as order-service's relay would; returns its offset.
+    pub async fn publish_order_created(
+        &self,
+        event_id: Uuid,
+        order_id: Uuid,
+        schema_version: u32,
+    ) -> i64 {
+        let (event_headers, payload) = order_created(event_id, order_id, schema_version);
+        let mut hs = OwnedHeaders::new();
+        for (key, value) in &event_headers {
+            hs = hs.insert(Header {
+                key,
+                value: Some(value.as_str()),
+            });
+        }
+        let order_key = order_id.to_string();
+        let record = FutureRecord::to(&self.order_topic)
+            .key(&order_key)
+            .payload(&payload)
+            .headers(hs);
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("publish OrderCreated")
+            .offset
+    }
+
+    /// The same event as a message in hand, for driving a handler directly (not via
+    /// Kafka: the running app never sees it).
+    pub fn order_created_message(&self, event_id: Uuid, order_id: Uuid) -> ReceivedMessage {
+        let (event_headers, payload) = order_created(event_id, order_id, 1);
+        ReceivedMessage {
+            topic: self.order_topic.clone(),
+            partition: 0,
+            offset: 1_000_000,
+            key: Some(order_id.to_string().into_bytes()),
+            payload: Some(payload.into_bytes()),
+            headers: event_headers
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Some(v.into_bytes())))
+                .collect(),
+        }
+    }
+
+    /// Publishes one more order and waits for its payment: on the single partition,
+    /// everything published before it has then been handled.
+    pub async fn publish_sentinel_and_wait(&self) {
+        let order_id = Uuid::now_v7();
+        self.publish_order_created(Uuid::now_v7(), order_id, 1)
+            .await;
+        eventually("the sentinel order is paid", || async {
+            let n = self.payments_for(order_id).await;
+            if n == 1 { Ok(()) } else { Err(n) }
+        })
+        .await;
+    }
+
+    pub async fn payments_for(&self, order_id: Uuid) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM payments WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_one(&self.pool)
+            .await
+            .expect("count payments")
+    }
+
+    /// What the database says happened to one order and its event ids.
+    pub async fn counts(&self, order_id: Uuid, event_ids: &[Uuid]) -> Counts {
+        let by_order = |sql: &'static str| async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .bind(order_id)
+                .fetch_one(&self.pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        };
+        let by_event_ids = |sql: &'static str| async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .bind(event_ids)
+                .fetch_one(&self.pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        };
+        Counts {
+            payments: by_order("SELECT count(*) FROM payments WHERE order_id = $1").await,
+            outcome_events: by_order("SELECT count(*) FROM outbox WHERE aggregate_id = $1::text")
+                .await,
+            inbox_rows: by_event_ids("SELECT count(*) FROM inbox WHERE message_id = ANY($1)").await,
+            inbox_duplicates: by_event_ids(
+                "SELECT coalesce(sum(duplicate_deliveries), 0)::bigint
+                 FROM inbox WHERE message_id = ANY($1)",
+            )
+            .await,
+            provider_charges: by_order(
+                "SELECT count(*) FROM provider_charges WHERE idempotency_key = $1::text",
+            )
+            .await,
+            provider_calls: by_order(
+                "SELECT coalesce(sum(calls), 0)::bigint
+                 FROM provider_charges WHERE idempotency_key = $1::text",
+            )
+            .await,
+        }
+    }
+
+    /// Reads `<order topic>.dlq` back: exactly `count` messages, by the watermarks of
+    /// every partition.
+    pub async fn read_dead_letters(&self, count: usize) -> Vec<ReceivedMessage> {
+        let topic = kafka_config::dead_letter_topic(&self.order_topic);
+        let reader: StreamConsumer =
+            kafka_config::at_least_once_consumer(&self.bootstrap, &unique_name("dlq-reader"))
+                .create()
+                .expect("dead-letter reader");
+        reader.subscribe(&[&topic]).expect("subscribe");
+        let mut read = Vec::new();
+        let all = tokio::time::timeout(Duration::from_secs(30), async {
+            while read.len() < count {
+                let message = reader.recv().await.expect("read a dead letter");
+                read.push(ReceivedMessage::from_borrowed(&message));
+            }
+        })
+        .await;
+        assert!(
+            all.is_ok(),
+            "read {} of {count} dead letters within 30s",
+            read.len()
+        );
+        let view = kafka_config::describe_topic(&self.bootstrap, &topic, Duration::from_secs(10))
+            .await
+            .expect("describe the dead-letter topic");
+        let mut total = 0;
+        for partition in view.partitions {
+            let (low, high) = reader
+                .fetch_watermarks(&topic, partition.id, Duration::from_secs(10))
+                .expect("watermarks");
+            total += high - low;
+        }
+        assert_eq!(
+            total,
+            i64::try_from(count).expect("count"),
+            "messages on {topic}"
+        );
+        read
+    }
+}
+
+/// The headers and payload of an `OrderCreated`, as order-service's relay writes them.
+fn order_created(
+    event_id: Uuid,
+    order_id: Uuid,
+    schema_version: u32,
+) -> ([(&'static str, String); 3], String) {
+    let payload = serde_json::json!({
+        "schema_version": schema_version,
+        "event_id": event_id,
+        "order_id": order_id,
+        "customer_id": "c-1",
+        "amount_minor": 1999,
+        "currency": "EUR",
+    })
+    .to_string();
+    let event_headers = [
+        (headers::EVENT_ID, event_id.to_string()),
+        (headers::EVENT_TYPE, "OrderCreated".to_owned()),
+        ("schema-version", schema_version.to_string()),
+    ];
+    (event_headers, payload)
+}
+
+/// Rows in payment-service's database about one order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Payments applied (`payments` rows).
+    pub payments: i64,
+    /// Outcome events written to the outbox.
+    pub outcome_events: i64,
+    /// Distinct event ids recorded by the inbox.
+    pub inbox_rows: i64,
+    /// Deliveries the inbox recognised and skipped.
+    pub inbox_duplicates: i64,
+    /// Charges the provider holds (one per idempotency key).
+    pub provider_charges: i64,
+    /// Calls the provider received for them.
+    pub provider_calls: i64,
+}

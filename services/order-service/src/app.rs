@@ -43,7 +43,7 @@ impl App {
             )
             .await;
 
-        if config.relay_enabled {
+        if config.relay.enabled {
             let producer = infra.reliable_producer()?;
             let relay = Relay::new(infra.pool.clone(), producer, config.relay.clone());
             tasks.spawn("outbox relay", relay.run(shutdown.clone()));

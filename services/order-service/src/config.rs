@@ -24,8 +24,6 @@ pub struct Config {
     pub replication_factor: i32,
     /// `RELAY_*`: see `outbox::RelayConfig::from_lookup`.
     pub relay: RelayConfig,
-    /// `RELAY_ENABLED` (default true): run the relay inside this process.
-    pub relay_enabled: bool,
     /// `IDEMPOTENCY_RETENTION_HOURS` (default 24, at least 1): how long an
     /// `Idempotency-Key` and its answer are kept. A client retrying later than this gets
     /// a new order, so it must cover the longest retry schedule of any client.
@@ -49,7 +47,6 @@ impl Config {
             consumer_group: parse_var(lookup, "CONSUMER_GROUP", "order-service".to_owned())?,
             replication_factor: parse_var(lookup, "TOPIC_REPLICATION_FACTOR", 3)?,
             relay: RelayConfig::from_lookup(format!("order-relay-{}", std::process::id()), lookup)?,
-            relay_enabled: parse_var(lookup, "RELAY_ENABLED", true)?,
             idempotency_retention: retention_hours(lookup)?,
         })
     }

@@ -79,12 +79,14 @@ impl App {
         tasks.spawn("OrderCreated consumer", consumer.run(shutdown.clone()));
 
         // The outcome events leave through the same shared relay as order-service's.
-        let relay = Relay::new(
-            infra.pool.clone(),
-            infra.reliable_producer()?,
-            config.relay.clone(),
-        );
-        tasks.spawn("outbox relay", relay.run(shutdown.clone()));
+        if config.relay.enabled {
+            let relay = Relay::new(
+                infra.pool.clone(),
+                infra.reliable_producer()?,
+                config.relay.clone(),
+            );
+            tasks.spawn("outbox relay", relay.run(shutdown.clone()));
+        }
 
         let router = Router::new().merge(infra.readiness_router());
         let server = HttpServer::bind(config.infra.listen_addr, router, shutdown.clone()).await?;

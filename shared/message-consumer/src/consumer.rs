@@ -242,9 +242,11 @@ impl<H: Handler> MessageConsumer<H> {
     }
 }
 
-/// 100 ms, 200 ms, 400 ms ... capped, with ±50 % jitter so that many consumers that
-/// failed together do not retry together.
+/// Retry `attempt` (1, 2, 3, ...) waits about 100 ms, 200 ms, 400 ms ..., with ±50 %
+/// jitter so that consumers that failed together do not retry together, and never
+/// more than `cap`.
 fn backoff_with_jitter(attempt: u32, cap: Duration) -> Duration {
-    let base = Duration::from_millis(100u64.saturating_mul(1 << attempt.min(10))).min(cap);
-    base.mul_f64(0.5 + fastrand::f64())
+    let exponent = attempt.saturating_sub(1).min(10);
+    let base = Duration::from_millis(100u64.saturating_mul(1 << exponent));
+    base.mul_f64(0.5 + fastrand::f64()).min(cap)
 }

@@ -5,7 +5,8 @@
 //! 1. the [`Handler`] applies it (idempotently: the inbox makes a redelivery harmless);
 //! 2. a **transient** error (database down, timeout) is retried with exponential
 //!    backoff and jitter, on the same message, without storing its offset — the
-//!    partition waits rather than skipping ahead;
+//!    partition waits rather than skipping ahead (messages are handled one at a time,
+//!    so every partition of this member waits with it);
 //! 3. a **permanent** error (malformed, unknown schema, business rule) sends the message
 //!    to the dead-letter topic with the reason in headers, and the stream moves on;
 //! 4. only then is the offset stored for the next background commit.

@@ -8,12 +8,11 @@ use axum::response::Response;
 use chrono::{SubsecRound, Utc};
 use outbox::OutboxMessage;
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use super::error::FieldError;
 use super::idempotency::{self, Claim, IdempotencyKey, SavedResponse};
-use super::read_orders::{OrderView, TimelineEntry};
+use super::read_orders::load_order;
 use super::{ApiError, ApiState};
 use crate::events::{ORDER_CREATED, OrderCreated, SCHEMA_VERSION};
 
@@ -128,7 +127,10 @@ pub async fn create_order(
     let answer = SavedResponse {
         status: StatusCode::CREATED,
         location: Some(format!("/orders/{order_id}")),
-        body: serde_json::to_value(as_created(&event, &message.topic)).unwrap_or_default(),
+        // Read back inside the transaction: the answer stored with the key is exactly
+        // what this transaction wrote (a read after the commit could already show the
+        // event published, and the first answer and its replay would differ).
+        body: serde_json::to_value(load_order(&mut tx, order_id).await?).unwrap_or_default(),
     };
     if let Some(key) = &key {
         idempotency::finish(&mut tx, key, &answer).await?;
@@ -139,39 +141,6 @@ pub async fn create_order(
     service_runtime::crash_point("A1");
 
     Ok(answer.first())
-}
-
-/// The new order as this transaction wrote it: the same entries `load_order` shows for
-/// it until the relay publishes the event. Built here, not read back after the commit,
-/// because the answer must be stored with the key *before* the commit; a read after it
-/// could also already show the event published, and then the first answer and its
-/// replay would differ.
-fn as_created(event: &OrderCreated, topic: &str) -> OrderView {
-    OrderView {
-        id: event.order_id,
-        customer_id: event.customer_id.clone(),
-        amount_minor: event.amount_minor,
-        currency: event.currency.clone(),
-        status: "PENDING_PAYMENT".into(),
-        created_at: event.created_at,
-        updated_at: event.created_at,
-        timeline: vec![
-            TimelineEntry {
-                at: event.created_at,
-                what: "created".into(),
-                detail: None,
-            },
-            TimelineEntry {
-                at: event.created_at,
-                what: format!("{ORDER_CREATED} waiting in the outbox"),
-                detail: Some(json!({
-                    "event_id": event.event_id, "event_type": ORDER_CREATED, "topic": topic,
-                    "state": "PENDING", "partition": null, "offset": null, "attempts": 0,
-                    "last_error": null,
-                })),
-            },
-        ],
-    }
 }
 
 #[cfg(test)]

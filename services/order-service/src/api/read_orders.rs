@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{ApiError, ApiState};
@@ -34,18 +34,20 @@ pub async fn get_order(
     State(state): State<ApiState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<OrderView>, ApiError> {
-    Ok(Json(load_order(&state.pool, id).await?))
+    let mut conn = state.pool.acquire().await?;
+    Ok(Json(load_order(&mut conn, id).await?))
 }
 
-/// The order and its timeline, assembled from the order row and its outbox rows.
-pub async fn load_order(pool: &PgPool, id: Uuid) -> Result<OrderView, ApiError> {
+/// The order and its timeline, assembled from the order row and its outbox rows, as
+/// `conn` sees them (inside `create_order`'s transaction: its own uncommitted rows).
+pub async fn load_order(conn: &mut PgConnection, id: Uuid) -> Result<OrderView, ApiError> {
     let order = sqlx::query!(
         r#"SELECT id, customer_id, amount_minor, currency, status, created_at, updated_at,
                   payment_event_id, payment_reason
            FROM orders WHERE id = $1"#,
         id
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?
     .ok_or(ApiError::NotFound(id))?;
 
@@ -60,7 +62,7 @@ pub async fn load_order(pool: &PgPool, id: Uuid) -> Result<OrderView, ApiError> 
            FROM outbox WHERE aggregate_id = $1 ORDER BY seq"#,
         id.to_string()
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     for e in events {
         let detail = serde_json::json!({

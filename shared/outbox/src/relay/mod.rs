@@ -32,6 +32,9 @@ pub struct RelayConfig {
     pub poll_interval: Duration,
     /// Wait for `LISTEN outbox_new` notifications between passes.
     pub listen_notify: bool,
+    /// Run the relay inside the service (`RELAY_ENABLED`). Off when `outbox-relay`
+    /// processes do the work instead.
+    pub enabled: bool,
 }
 
 impl RelayConfig {
@@ -43,13 +46,15 @@ impl RelayConfig {
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
             listen_notify: true,
+            enabled: true,
         }
     }
 }
 
 impl RelayConfig {
     /// Reads `RELAY_CLAIM_STRATEGY` (`skip-locked` | `optimistic-lock`), `RELAY_BATCH_SIZE`,
-    /// `RELAY_LEASE_MS`, `RELAY_POLL_MS` and `RELAY_LISTEN_NOTIFY` (true | false).
+    /// `RELAY_LEASE_MS`, `RELAY_POLL_MS`, `RELAY_LISTEN_NOTIFY` and `RELAY_ENABLED`
+    /// (true | false).
     pub fn from_lookup(
         relay_id: impl Into<String>,
         lookup: &impl Fn(&str) -> Option<String>,
@@ -62,6 +67,7 @@ impl RelayConfig {
             lease: Duration::from_millis(parse_var(lookup, "RELAY_LEASE_MS", 30_000)?),
             poll_interval: Duration::from_millis(parse_var(lookup, "RELAY_POLL_MS", 500)?),
             listen_notify: parse_var(lookup, "RELAY_LISTEN_NOTIFY", d.listen_notify)?,
+            enabled: parse_var(lookup, "RELAY_ENABLED", d.enabled)?,
             relay_id: d.relay_id,
         })
     }

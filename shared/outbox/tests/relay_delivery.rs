@@ -53,7 +53,7 @@ async fn two_relays_keep_each_keys_order(strategy: ClaimStrategy) {
             .fetch_all(&pool)
             .await
             .expect("rows per relay");
-    println!("{strategy:?}: rows sent per relay: {per_relay:?}");
+    eprintln!("{strategy:?}: rows sent per relay: {per_relay:?}");
 
     let received = common::read_topic(&topic).await;
     let mut per_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();

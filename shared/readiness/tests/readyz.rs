@@ -4,12 +4,6 @@ use readiness::Dependencies;
 use serde_json::Value;
 use test_support::{TestDatabase, ensure_stack};
 
-/// A loopback port nobody listens on (bound, then released).
-fn dead_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 async fn readyz(deps: Dependencies) -> (u16, Option<String>, Value) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -66,7 +60,7 @@ async fn ready_when_postgres_redis_and_kafka_answer() {
 async fn not_ready_names_kafka_when_no_broker_answers() {
     let db = TestDatabase::create().await;
     let mut deps = deps(&db).await;
-    deps.kafka_bootstrap_servers = format!("127.0.0.1:{}", dead_port());
+    deps.kafka_bootstrap_servers = format!("127.0.0.1:{}", test_support::unused_port());
     let (status, content_type, body) = readyz(deps).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(content_type.as_deref(), Some("application/problem+json"));
@@ -85,7 +79,8 @@ async fn not_ready_names_kafka_when_no_broker_answers() {
 async fn not_ready_names_redis_when_it_does_not_answer() {
     let db = TestDatabase::create().await;
     let mut deps = deps(&db).await;
-    deps.redis = redis::Client::open(format!("redis://127.0.0.1:{}", dead_port())).expect("url");
+    deps.redis = redis::Client::open(format!("redis://127.0.0.1:{}", test_support::unused_port()))
+        .expect("url");
     let (status, _, body) = readyz(deps).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["down"], serde_json::json!(["redis"]), "{body}");

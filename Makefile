@@ -53,6 +53,10 @@ lint: ## fmt check + clippy -D warnings + shellcheck-style syntax check of the s
 reconcile: ## Count accepted orders, events in Kafka, deliveries, payments: lost / double-applied (exit 1 if any)
 	@cargo run -q -p reconcile
 
+.PHONY: drills-replication
+drills-replication: deps ## Store-stage drills on a 3-node cluster of their own: acks=1 vs acks=all on leader failover
+	cargo run -q -p drills --bin replication-drills
+
 .PHONY: bench-claim
 bench-claim: infra-up ## Compare outbox claim strategies (SKIP LOCKED vs optimistic lock) with 1/2/4 relays
 	cargo run --release -p outbox --example claim_bench

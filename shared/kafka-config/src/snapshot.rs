@@ -75,7 +75,7 @@ fn read_blocking(
     let mut ends = Vec::new();
     let mut assignment = TopicPartitionList::new();
     for p in &partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, *p, timeout)?;
+        let (low, high) = watermarks(consumer, topic, *p, deadline)?;
         if high > low {
             assignment.add_partition_offset(topic, *p, Offset::Offset(low))?;
             ends.push((*p, high));
@@ -94,7 +94,9 @@ fn read_blocking(
         let Some(result) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let m = result?;
+        // Errors here are the client's reports (a broker connection dropped, say); it
+        // reconnects by itself, and the deadline bounds the wait.
+        let Ok(m) = result else { continue };
         records.push(StoredRecord {
             partition: m.partition(),
             offset: m.offset(),
@@ -120,4 +122,22 @@ fn read_blocking(
         }
     }
     Ok(records)
+}
+
+/// The partition's first and next offsets, retried until `deadline`: just after a
+/// leader change the new leader answers `OffsetNotAvailable` until its high watermark
+/// has caught up.
+fn watermarks(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    deadline: Instant,
+) -> Result<(i64, i64), KafkaAdminError> {
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
+            Ok(marks) => return Ok(marks),
+            Err(e) if Instant::now() >= deadline => return Err(e.into()),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
 }

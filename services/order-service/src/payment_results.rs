@@ -6,7 +6,7 @@
 //!   an order already PAID or PAYMENT_FAILED changes nothing, so a stale event can
 //!   never move an order back.
 
-use message_consumer::{HandleError, Handler, ReceivedMessage};
+use message_consumer::{EventHeaders, HandleError, Handler, ReceivedMessage};
 use sqlx::PgPool;
 
 use crate::events::{PAYMENT_FAILED, PAYMENT_SUCCEEDED, PaymentOutcome, SCHEMA_VERSION};
@@ -40,21 +40,14 @@ impl Handler for PaymentResults {
             )));
         }
 
-        let mut tx = self.pool.begin().await.map_err(transient)?;
-        let origin = inbox::Origin {
-            topic: &message.topic,
-            partition: message.partition,
-            offset: message.offset,
-        };
-        if inbox::record_delivery(&mut tx, &self.consumer_group, event_id, origin)
-            .await
-            .map_err(transient)?
-            == inbox::Delivery::Duplicate
-        {
-            tx.commit().await.map_err(transient)?;
+        let first =
+            inbox::begin_first_delivery(&self.pool, &self.consumer_group, event_id, message.into())
+                .await
+                .map_err(transient)?;
+        let Some(mut tx) = first else {
             tracing::info!(%event_id, order_id = %outcome.order_id, "duplicate payment outcome suppressed by the inbox");
             return Ok(());
-        }
+        };
         let moved = sqlx::query!(
             r#"UPDATE orders
                   SET status = $2, payment_event_id = $3, payment_reason = $4, updated_at = now()

@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use inbox::FastPath;
-use message_consumer::{HandleError, Handler, ReceivedMessage};
+use message_consumer::{EventHeaders, HandleError, Handler, ReceivedMessage};
 use outbox::OutboxMessage;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -88,21 +88,14 @@ impl Payments {
         event_id: Uuid,
         order: &OrderCreated,
     ) -> Result<(), HandleError> {
-        let mut tx = self.pool.begin().await.map_err(transient)?;
-        let origin = inbox::Origin {
-            topic: &message.topic,
-            partition: message.partition,
-            offset: message.offset,
-        };
-        if inbox::record_delivery(&mut tx, &self.consumer_group, event_id, origin)
-            .await
-            .map_err(transient)?
-            == inbox::Delivery::Duplicate
-        {
-            tx.commit().await.map_err(transient)?;
+        let first =
+            inbox::begin_first_delivery(&self.pool, &self.consumer_group, event_id, message.into())
+                .await
+                .map_err(transient)?;
+        let Some(mut tx) = first else {
             tracing::info!(%event_id, order_id = %order.order_id, "duplicate OrderCreated suppressed by the inbox");
             return Ok(());
-        }
+        };
 
         let charge = self
             .provider

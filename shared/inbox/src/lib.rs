@@ -16,7 +16,7 @@ mod fast_path;
 
 pub use fast_path::{CALL_BUDGET, FastPath, FastPathStats, PAUSE_AFTER_FAILURE};
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 /// The table and its key. Services run it with their own migrations.
@@ -28,6 +28,16 @@ pub struct Origin<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
+}
+
+impl<'a> From<&'a kafka_config::Record> for Origin<'a> {
+    fn from(record: &'a kafka_config::Record) -> Self {
+        Self {
+            topic: &record.topic,
+            partition: record.partition,
+            offset: record.offset,
+        }
+    }
 }
 
 /// What the inbox knew about a message.
@@ -69,4 +79,23 @@ pub async fn record_delivery(
     } else {
         Delivery::Duplicate
     })
+}
+
+/// Opens the effect's transaction with the inbox record as its first statement.
+/// - `Some(tx)`: first delivery — apply the effect on `tx`, then commit it;
+/// - `None`: a duplicate — its counter is committed; skip the effect.
+pub async fn begin_first_delivery(
+    pool: &PgPool,
+    consumer_group: &str,
+    message_id: Uuid,
+    origin: Origin<'_>,
+) -> Result<Option<Transaction<'static, Postgres>>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    match record_delivery(&mut tx, consumer_group, message_id, origin).await? {
+        Delivery::First => Ok(Some(tx)),
+        Delivery::Duplicate => {
+            tx.commit().await?;
+            Ok(None)
+        }
+    }
 }

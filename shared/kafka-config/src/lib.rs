@@ -8,6 +8,7 @@
 mod admin;
 mod consumer;
 mod producer;
+mod record;
 mod snapshot;
 
 pub use admin::{
@@ -15,7 +16,8 @@ pub use admin::{
 };
 pub use consumer::at_least_once_consumer;
 pub use producer::{Acks, ProducerSettings};
-pub use snapshot::{StoredRecord, read_topic_to_end};
+pub use record::Record;
+pub use snapshot::read_topic_to_end;
 
 /// Errors of the admin helpers.
 #[derive(Debug, thiserror::Error)]

@@ -4,37 +4,9 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
-use crate::KafkaAdminError;
-
-/// One record as stored in the topic.
-#[derive(Debug, Clone)]
-pub struct StoredRecord {
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
-}
-
-impl StoredRecord {
-    /// The first header with this name, as UTF-8.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v.as_deref())
-            .and_then(|v| std::str::from_utf8(v).ok())
-    }
-
-    pub fn key_str(&self) -> Option<&str> {
-        self.key
-            .as_deref()
-            .and_then(|k| std::str::from_utf8(k).ok())
-    }
-}
+use crate::{KafkaAdminError, Record};
 
 /// Reads every partition of `topic` from its first to its last offset as of now.
 /// No consumer group offsets are read or written.
@@ -42,7 +14,7 @@ pub async fn read_topic_to_end(
     bootstrap_servers: &str,
     topic: &str,
     timeout: Duration,
-) -> Result<Vec<StoredRecord>, KafkaAdminError> {
+) -> Result<Vec<Record>, KafkaAdminError> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap_servers)
         .set("group.id", "topic-snapshot")
@@ -59,7 +31,7 @@ fn read_blocking(
     consumer: &BaseConsumer,
     topic: &str,
     timeout: Duration,
-) -> Result<Vec<StoredRecord>, KafkaAdminError> {
+) -> Result<Vec<Record>, KafkaAdminError> {
     let deadline = Instant::now() + timeout;
     let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
     let partitions: Vec<i32> = metadata
@@ -97,20 +69,7 @@ fn read_blocking(
         // Errors here are the client's reports (a broker connection dropped, say); it
         // reconnects by itself, and the deadline bounds the wait.
         let Ok(m) = result else { continue };
-        records.push(StoredRecord {
-            partition: m.partition(),
-            offset: m.offset(),
-            key: m.key().map(<[u8]>::to_vec),
-            payload: m.payload().map(<[u8]>::to_vec),
-            headers: m
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        });
+        records.push(Record::from_borrowed(&m));
         if let Some(i) = ends
             .iter()
             .position(|(p, high)| *p == m.partition() && m.offset() + 1 >= *high)

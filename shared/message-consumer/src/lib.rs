@@ -18,4 +18,4 @@ mod consumer;
 mod message;
 
 pub use consumer::{ConsumerSettings, MessageConsumer, Processed};
-pub use message::{HandleError, Handler, ReceivedMessage};
+pub use message::{EventHeaders, HandleError, Handler, ReceivedMessage};

@@ -58,3 +58,11 @@ pub async fn create_unique_topic(prefix: &str, partitions: i32, replication_fact
     .unwrap_or_else(|e| panic!("creating test topic {topic}: {e}"));
     topic
 }
+
+/// Everything `topic` on the shared cluster holds now, copies included, read to its end.
+pub async fn read_topic(topic: &str) -> Vec<kafka_config::Record> {
+    let bootstrap = &ensure_stack().kafka_bootstrap_servers;
+    kafka_config::read_topic_to_end(bootstrap, topic, std::time::Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|e| panic!("reading {topic}: {e}"))
+}

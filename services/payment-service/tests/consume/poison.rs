@@ -2,6 +2,7 @@
 //! `<topic>.dlq` with the reason and its origin, and the orders behind it are paid.
 
 use kafka_config::headers;
+use message_consumer::EventHeaders;
 use uuid::Uuid;
 
 use crate::support::{Counts, Service};

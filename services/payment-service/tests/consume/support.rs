@@ -8,7 +8,7 @@ use inbox::FastPath;
 use kafka_config::headers;
 use message_consumer::ReceivedMessage;
 use payment_service::{App, Config};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
@@ -27,7 +27,6 @@ pub struct Service {
     pub payment_topic: String,
     pub group: String,
     pub fast_path: Option<FastPath>,
-    bootstrap: String,
     producer: FutureProducer,
     stop: StopHandle,
     _db: TestDatabase,
@@ -65,7 +64,6 @@ impl Service {
             payment_topic,
             group,
             fast_path,
-            bootstrap,
             producer,
             stop,
             _db: db,
@@ -180,44 +178,12 @@ impl Service {
         }
     }
 
-    /// Reads `<order topic>.dlq` back: exactly `count` messages, by the watermarks of
-    /// every partition.
+    /// `<order topic>.dlq`, read to its end: exactly `count` messages.
     pub async fn read_dead_letters(&self, count: usize) -> Vec<ReceivedMessage> {
         let topic = kafka_config::dead_letter_topic(&self.order_topic);
-        let reader: StreamConsumer =
-            kafka_config::at_least_once_consumer(&self.bootstrap, &unique_name("dlq-reader"))
-                .create()
-                .expect("dead-letter reader");
-        reader.subscribe(&[&topic]).expect("subscribe");
-        let mut read = Vec::new();
-        let all = tokio::time::timeout(Duration::from_secs(30), async {
-            while read.len() < count {
-                let message = reader.recv().await.expect("read a dead letter");
-                read.push(ReceivedMessage::from_borrowed(&message));
-            }
-        })
-        .await;
-        assert!(
-            all.is_ok(),
-            "read {} of {count} dead letters within 30s",
-            read.len()
-        );
-        let view = kafka_config::describe_topic(&self.bootstrap, &topic, Duration::from_secs(10))
-            .await
-            .expect("describe the dead-letter topic");
-        let mut total = 0;
-        for partition in view.partitions {
-            let (low, high) = reader
-                .fetch_watermarks(&topic, partition.id, Duration::from_secs(10))
-                .expect("watermarks");
-            total += high - low;
-        }
-        assert_eq!(
-            total,
-            i64::try_from(count).expect("count"),
-            "messages on {topic}"
-        );
-        read
+        let letters = test_support::read_topic(&topic).await;
+        assert_eq!(letters.len(), count, "messages on {topic}");
+        letters
     }
 }
 

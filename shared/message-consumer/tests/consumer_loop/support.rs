@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use kafka_config::headers;
 use message_consumer::{
-    ConsumerSettings, HandleError, Handler, MessageConsumer, Processed, ReceivedMessage,
+    ConsumerSettings, EventHeaders, HandleError, Handler, MessageConsumer, Processed,
+    ReceivedMessage,
 };
-use rdkafka::consumer::{Consumer, StreamConsumer};
+
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
@@ -258,38 +259,15 @@ impl Fixture {
         outcomes
     }
 
-    /// Reads the whole dead-letter topic back with a consumer of its own: exactly
-    /// `count` messages (the high watermark says there are no more).
+    /// The whole dead-letter topic, read to its end: exactly `count` messages.
     pub async fn read_dead_letters(&self, count: usize) -> Vec<ReceivedMessage> {
-        let reader: StreamConsumer =
-            kafka_config::at_least_once_consumer(&self.bootstrap, &unique_name("dlq-reader"))
-                .create()
-                .expect("dead-letter reader");
-        reader
-            .subscribe(&[&self.dead_letter_topic])
-            .expect("subscribe to the dead-letter topic");
-        let mut read = Vec::new();
-        let all = tokio::time::timeout(Duration::from_secs(30), async {
-            while read.len() < count {
-                let message = reader.recv().await.expect("read a dead letter");
-                read.push(ReceivedMessage::from_borrowed(&message));
-            }
-        })
-        .await;
-        assert!(
-            all.is_ok(),
-            "read {} of {count} dead letters within 30s",
-            read.len()
-        );
-        let (_, high) = reader
-            .fetch_watermarks(&self.dead_letter_topic, 0, Duration::from_secs(10))
-            .expect("dead-letter watermarks");
+        let letters = test_support::read_topic(&self.dead_letter_topic).await;
         assert_eq!(
-            high,
-            i64::try_from(count).expect("count"),
+            letters.len(),
+            count,
             "messages on {}",
             self.dead_letter_topic
         );
-        read
+        letters
     }
 }

@@ -64,13 +64,7 @@ pub struct Received {
 /// Everything the topic holds now, copies included (call after the rows are SENT:
 /// a SENT row's record is acknowledged, so it is in the topic).
 pub async fn read_topic(topic: &str) -> Vec<Received> {
-    let records = kafka_config::read_topic_to_end(
-        &ensure_stack().kafka_bootstrap_servers,
-        topic,
-        Duration::from_secs(60),
-    )
-    .await
-    .expect("read topic");
+    let records = test_support::read_topic(topic).await;
     records
         .into_iter()
         .map(|r| Received {

@@ -1,5 +1,6 @@
 //! The loop itself.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_config::headers;
@@ -9,6 +10,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use service_runtime::Shutdown;
 
+use crate::counters::LoopCounters;
 use crate::{HandleError, Handler, ReceivedMessage};
 
 /// Where to consume from and where rejected messages go.
@@ -58,6 +60,7 @@ pub struct MessageConsumer<H> {
     dead_letters: FutureProducer,
     handler: H,
     settings: ConsumerSettings,
+    counters: Arc<LoopCounters>,
 }
 
 impl<H> std::fmt::Debug for MessageConsumer<H> {
@@ -71,6 +74,13 @@ impl<H> std::fmt::Debug for MessageConsumer<H> {
 impl<H: Handler> MessageConsumer<H> {
     /// Creates the consumer (see `kafka_config::at_least_once_consumer`) and subscribes.
     pub fn new(settings: ConsumerSettings, handler: H) -> Result<Self, KafkaError> {
+        // No rebalance callback is needed to hand partitions over cleanly: with
+        // `enable.auto.commit=true`, librdkafka itself commits the stored offsets of the
+        // partitions it removes from the assignment, eagerly or cooperatively revoked
+        // (`rd_kafka_assignment_serve_removals` in librdkafka's rdkafka_assignment.c).
+        // A revocation is served inside `recv()`, between two messages, so every stored
+        // offset belongs to a message whose effect is committed: the new owner resumes
+        // right after it, and nothing is re-delivered (tests/consumer_loop/rebalance.rs).
         let consumer: StreamConsumer =
             kafka_config::at_least_once_consumer(&settings.bootstrap_servers, &settings.group_id)
                 .create()?;
@@ -86,11 +96,18 @@ impl<H: Handler> MessageConsumer<H> {
             dead_letters,
             handler,
             settings,
+            counters: Arc::default(),
         })
     }
 
     pub fn handler(&self) -> &H {
         &self.handler
+    }
+
+    /// The loop's counters (consumed, dead-lettered, retried); they keep counting
+    /// after `run` takes the consumer.
+    pub fn counters(&self) -> Arc<LoopCounters> {
+        Arc::clone(&self.counters)
     }
 
     /// Waits up to `wait` for one message and processes it to the end (applied or
@@ -114,6 +131,7 @@ impl<H: Handler> MessageConsumer<H> {
             Err(_) => return Ok(None),
             Ok(received) => ReceivedMessage::from_borrowed(&received?),
         };
+        self.counters.consumed();
         let Some(outcome) = self.process(&message, shutdown).await else {
             return Ok(None);
         };
@@ -174,7 +192,12 @@ impl<H: Handler> MessageConsumer<H> {
                 Err(transient @ HandleError::Transient(_)) => Err(transient.to_string()),
             };
             match result {
-                Ok(outcome) => return Some(outcome),
+                Ok(outcome) => {
+                    if matches!(outcome, Processed::DeadLettered { .. }) {
+                        self.counters.dead_lettered();
+                    }
+                    return Some(outcome);
+                }
                 Err(error) => {
                     attempt = attempt.saturating_add(1);
                     let delay = backoff_with_jitter(attempt, self.settings.max_backoff);
@@ -185,7 +208,7 @@ impl<H: Handler> MessageConsumer<H> {
                     );
                     tokio::select! {
                         () = shutdown.wait() => return None,
-                        () = tokio::time::sleep(delay) => {},
+                        () = tokio::time::sleep(delay) => self.counters.retried(),
                     }
                 }
             }

@@ -15,7 +15,10 @@
 //! comes again after a restart or rebalance, and the inbox suppresses it.
 
 mod consumer;
+mod counters;
 mod message;
+pub mod replay;
 
 pub use consumer::{ConsumerSettings, MessageConsumer, Processed};
+pub use counters::{LoopCounters, LoopCounts};
 pub use message::{EventHeaders, HandleError, Handler, ReceivedMessage};

@@ -117,8 +117,13 @@ pub struct Fixture {
 
 impl Fixture {
     pub async fn new() -> Self {
+        Self::with_partitions(1).await
+    }
+
+    /// A topic of `partitions` partitions (several: for tests of the group itself).
+    pub async fn with_partitions(partitions: i32) -> Self {
         let bootstrap = ensure_stack().kafka_bootstrap_servers.clone();
-        let topic = create_unique_topic("consumer-loop", 1, 3).await;
+        let topic = create_unique_topic("consumer-loop", partitions, 3).await;
         // Auto topic creation is off: the dead-letter topic must exist before the first
         // dead letter, as `Infrastructure::ensure_topics` makes sure in the services.
         let dead_letter_topic = kafka_config::dead_letter_topic(&topic);
@@ -202,6 +207,34 @@ impl Fixture {
         .await
     }
 
+    /// Publishes a message with sequence number `seq`, keyed by it (so a multi-partition
+    /// topic spreads them), and schema version `schema`; returns its event id.
+    pub async fn publish_keyed(&self, seq: i64, schema: i64) -> Uuid {
+        let id = Uuid::new_v4();
+        let payload = format!(r#"{{"schema_version":{schema},"seq":{seq}}}"#);
+        let key = seq.to_string();
+        let id_text = id.to_string();
+        let owned = OwnedHeaders::new()
+            .insert(Header {
+                key: headers::EVENT_ID,
+                value: Some(id_text.as_str()),
+            })
+            .insert(Header {
+                key: headers::EVENT_TYPE,
+                value: Some("Test"),
+            });
+        let record = FutureRecord::to(&self.topic)
+            .key(&key)
+            .payload(&payload)
+            .headers(owned);
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("publish to the test topic");
+        id
+    }
+
     pub async fn plan_failures(&self, seq: i64, times: i32) {
         sqlx::query(
             "INSERT INTO planned_failures (seq, remaining) VALUES ($1, $2)
@@ -235,6 +268,15 @@ impl Fixture {
     pub async fn drive(
         &self,
         consumer: &MessageConsumer<Recorder>,
+        count: usize,
+    ) -> Vec<Processed> {
+        self.drive_with(consumer, count).await
+    }
+
+    /// `drive` for any handler.
+    pub async fn drive_with<H: Handler>(
+        &self,
+        consumer: &MessageConsumer<H>,
         count: usize,
     ) -> Vec<Processed> {
         let shutdown = Shutdown::default();

@@ -11,10 +11,15 @@
 //! effect is applied but the record is missing, or the other way round. A cache such as
 //! Redis cannot give that: it is outside the transaction. It can still spare the
 //! database the duplicates it knows about: see [`FastPath`] (`fast_path.rs`).
+//!
+//! The table does not grow for ever: [`purge_older_than`] (`purge.rs`) forgets ids
+//! older than the dedup retention.
 
 mod fast_path;
+mod purge;
 
 pub use fast_path::{CALL_BUDGET, FastPath, FastPathStats, PAUSE_AFTER_FAILURE};
+pub use purge::purge_older_than;
 
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;

@@ -2,15 +2,18 @@
 //! (on port 0).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
 use inbox::FastPath;
 use message_consumer::{ConsumerSettings, MessageConsumer};
 use outbox::Relay;
 use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Shutdown, StartError};
 
 use crate::provider::PaymentProvider;
-use crate::{Config, Payments};
+use crate::{Config, Payments, Stats, StatsSnapshot};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -22,6 +25,7 @@ pub struct App {
     shutdown: Shutdown,
     tasks: BackgroundTasks,
     fast_path: Option<FastPath>,
+    stats: Arc<Stats>,
 }
 
 impl App {
@@ -56,6 +60,29 @@ impl App {
         } else {
             None
         };
+        // A replayed or re-read copy must still find its inbox record: compare the
+        // purge's retention with the topic's (a warning, not a refusal to start).
+        // Checked beside the start-up, not in its way: a slow cluster delays only the
+        // warning.
+        let (bootstrap, topic, retention) = (
+            infra.kafka_bootstrap_servers.clone(),
+            config.order_events_topic.clone(),
+            config.dedup_retention,
+        );
+        tasks.spawn("dedup retention check", async move {
+            crate::retention::warn_if_shorter_than_topic(&bootstrap, &topic, retention).await;
+        });
+        tasks.spawn(
+            "inbox purge",
+            crate::retention::purge_periodically(
+                infra.pool.clone(),
+                config.consumer_group.clone(),
+                config.dedup_retention,
+                shutdown.clone(),
+            ),
+        );
+
+        let stats = Arc::new(Stats::default());
         let handler = Payments {
             pool: infra.pool.clone(),
             provider: PaymentProvider::new(infra.pool.clone(), config.provider.clone()),
@@ -63,6 +90,7 @@ impl App {
             payment_events_topic: config.payment_events_topic.clone(),
             fast_path: fast_path.clone(),
             dedup_ttl: config.dedup_ttl,
+            stats: Arc::clone(&stats),
         };
         let consumer = MessageConsumer::new(
             ConsumerSettings::new(
@@ -76,6 +104,7 @@ impl App {
             variable: "KAFKA_BOOTSTRAP_SERVERS",
             reason: e.to_string(),
         })?;
+        stats.attach_consumer(consumer.counters());
         tasks.spawn("OrderCreated consumer", consumer.run(shutdown.clone()));
 
         // The outcome events leave through the same shared relay as order-service's.
@@ -88,7 +117,12 @@ impl App {
             tasks.spawn("outbox relay", relay.run(shutdown.clone()));
         }
 
-        let router = Router::new().merge(infra.readiness_router());
+        let stats_route = Router::new()
+            .route("/stats", get(serve_stats))
+            .with_state(Arc::clone(&stats));
+        let router = Router::new()
+            .merge(infra.readiness_router())
+            .merge(stats_route);
         let server = HttpServer::bind(config.infra.listen_addr, router, shutdown.clone()).await?;
         Ok(Self {
             server,
@@ -96,6 +130,7 @@ impl App {
             shutdown,
             tasks,
             fast_path,
+            stats,
         })
     }
 
@@ -114,6 +149,11 @@ impl App {
         self.fast_path.clone()
     }
 
+    /// The counters per defence layer, as `GET /stats` serves them.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
     /// Serves until SIGINT/SIGTERM or the shutdown switch; then lets the consumer finish
     /// the message in hand and commit, the relay flush, and closes the pool.
     pub async fn run_until_stopped(self) {
@@ -122,4 +162,9 @@ impl App {
         self.infra.pool.close().await;
         tracing::info!("payment-service stopped");
     }
+}
+
+/// `GET /stats`: the counters per defence layer, as JSON.
+async fn serve_stats(State(stats): State<Arc<Stats>>) -> Json<StatsSnapshot> {
+    Json(stats.snapshot())
 }

@@ -34,6 +34,10 @@ pub struct Config {
     pub dedup_fast_path: bool,
     /// `DEDUP_TTL_SECS` (default 86400): how long Redis remembers a message id.
     pub dedup_ttl: Duration,
+    /// `DEDUP_RETENTION_HOURS` (default 168, at least 1): how long the inbox remembers
+    /// an event id before the purge forgets it. Should be at least the order topic's
+    /// `retention.ms` (checked at start-up, see `retention.rs`).
+    pub dedup_retention: Duration,
 }
 
 impl Config {
@@ -58,6 +62,14 @@ impl Config {
                 "a positive number of seconds (Redis rejects a zero TTL)",
             ));
         }
+        let dedup_retention_hours: u64 = parse_var(lookup, "DEDUP_RETENTION_HOURS", 168)?;
+        if dedup_retention_hours == 0 {
+            return Err(ConfigError::new(
+                "DEDUP_RETENTION_HOURS",
+                "0",
+                "a positive number of hours (0 would forget every id at once)",
+            ));
+        }
         Ok(Self {
             infra: InfraConfig::from_lookup(DEFAULTS, lookup)?,
             order_events_topic: parse_var(lookup, "ORDER_EVENTS_TOPIC", "order-events".to_owned())?,
@@ -78,6 +90,7 @@ impl Config {
             },
             dedup_fast_path: parse_var(lookup, "DEDUP_FAST_PATH", true)?,
             dedup_ttl: Duration::from_secs(dedup_ttl_secs),
+            dedup_retention: Duration::from_secs(dedup_retention_hours.saturating_mul(3600)),
         })
     }
 }

@@ -4,14 +4,19 @@
 //! - `payments.rs`  the idempotent handler: inbox, charge, payment row, outcome event
 //! - `provider.rs`  the simulated external payment provider (idempotency key)
 //! - `events.rs`    the wire format it reads and writes
-//! - `app.rs`       wiring: database, consumer, relay, HTTP server
+//! - `stats.rs`     the counters per defence layer (`GET /stats`)
+//! - `retention.rs` the inbox purge and its check against the topic's retention
+//! - `app.rs`       wiring: database, consumer, relay, purge, HTTP server
 
 mod app;
 mod config;
 pub mod events;
 mod payments;
 pub mod provider;
+pub mod retention;
+mod stats;
 
 pub use app::App;
 pub use config::{Config, DEFAULTS};
 pub use payments::Payments;
+pub use stats::{Stats, StatsSnapshot};

@@ -19,6 +19,7 @@
 //!
 //! Last, after the commit, the event id is remembered in Redis for `DEDUP_TTL_SECS`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use inbox::FastPath;
@@ -31,6 +32,7 @@ use crate::events::{
     ORDER_CREATED, OrderCreated, PAYMENT_FAILED, PAYMENT_SUCCEEDED, PaymentOutcome, SCHEMA_VERSION,
 };
 use crate::provider::{Charge, PaymentProvider, ProviderError};
+use crate::stats::Stats;
 
 /// The handler for `order-events`.
 #[derive(Debug, Clone)]
@@ -43,6 +45,8 @@ pub struct Payments {
     pub fast_path: Option<FastPath>,
     /// `DEDUP_TTL_SECS`: how long the fast path remembers an applied event id.
     pub dedup_ttl: Duration,
+    /// Where each outcome is counted, per defence layer (`GET /stats`).
+    pub stats: Arc<Stats>,
 }
 
 impl Handler for Payments {
@@ -59,6 +63,7 @@ impl Handler for Payments {
                 .await
             {
                 tracing::info!(%event_id, order_id = %order.order_id, "duplicate OrderCreated suppressed by the Redis fast path");
+                self.stats.duplicate_redis();
                 return Ok(());
             }
         }
@@ -94,6 +99,7 @@ impl Payments {
                 .map_err(transient)?;
         let Some(mut tx) = first else {
             tracing::info!(%event_id, order_id = %order.order_id, "duplicate OrderCreated suppressed by the inbox");
+            self.stats.duplicate_inbox();
             return Ok(());
         };
 
@@ -126,6 +132,7 @@ impl Payments {
             // an order that already has its payment. Keep the inbox row, publish nothing.
             tx.commit().await.map_err(transient)?;
             tracing::warn!(%event_id, order_id = %order.order_id, "duplicate payment suppressed by UNIQUE(order_id)");
+            self.stats.duplicate_business_key();
             return Ok(());
         }
 
@@ -148,6 +155,7 @@ impl Payments {
         // Crash point C1: everything above is still uncommitted and will roll back.
         service_runtime::crash_point("C1");
         tx.commit().await.map_err(transient)?;
+        self.stats.applied();
         Ok(())
     }
 }

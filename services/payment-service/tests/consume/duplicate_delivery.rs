@@ -2,6 +2,7 @@
 //! (twice with one event id, as a relay re-send after crash point R2 makes it; once
 //! with a new event id for the same order, as a replay from elsewhere would) pays once.
 
+use payment_service::StatsSnapshot;
 use uuid::Uuid;
 
 use crate::support::{Counts, Service};
@@ -48,5 +49,39 @@ async fn the_same_order_created_delivered_three_times_is_paid_once() {
         .await
         .expect("payment status");
     assert_eq!(status, "SUCCEEDED");
+
+    // The same story from the service's own counters (`GET /stats`): 3 copies and the
+    // sentinel consumed; the order and the sentinel applied; one copy caught by each
+    // database defence.
+    let expected = StatsSnapshot {
+        consumed: 4,
+        applied: 2,
+        duplicates_redis: 0,
+        duplicates_inbox: 1,
+        duplicates_business_key: 1,
+        dead_lettered: 0,
+        retried: 0,
+    };
+    // The sentinel's counter moves a moment after its payment row became visible.
+    let mut stats = svc.stats().await;
+    for _ in 0..50 {
+        if stats == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        stats = svc.stats().await;
+    }
+    assert_eq!(
+        stats,
+        expected,
+        "GET /stats: consumed {} = applied {} + suppressed by Redis {} / inbox {} / \
+         UNIQUE(order_id) {} + dead-lettered {}",
+        stats.consumed,
+        stats.applied,
+        stats.duplicates_redis,
+        stats.duplicates_inbox,
+        stats.duplicates_business_key,
+        stats.dead_lettered,
+    );
     svc.stop().await;
 }

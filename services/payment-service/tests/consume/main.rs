@@ -2,7 +2,9 @@
 //! database: duplicates delivered vs duplicates applied, poison messages, and the Redis
 //! fast path in front of the inbox (docs/en/04-consume.md, docs/en/06-idempotency.md).
 
+mod concurrent_delivery;
 mod duplicate_delivery;
 mod fast_path;
 mod poison;
+mod retention;
 mod support;

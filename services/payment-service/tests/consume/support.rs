@@ -7,7 +7,7 @@ use std::time::Duration;
 use inbox::FastPath;
 use kafka_config::headers;
 use message_consumer::ReceivedMessage;
-use payment_service::{App, Config};
+use payment_service::{App, Config, StatsSnapshot};
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -27,6 +27,8 @@ pub struct Service {
     pub payment_topic: String,
     pub group: String,
     pub fast_path: Option<FastPath>,
+    /// The app's HTTP address (`GET /stats`).
+    pub addr: std::net::SocketAddr,
     producer: FutureProducer,
     stop: StopHandle,
     _db: TestDatabase,
@@ -53,6 +55,7 @@ impl Service {
         let config = Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("config");
         let app = App::build(config).await.expect("payment-service builds");
         let fast_path = app.fast_path();
+        let addr = app.local_addr();
         let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
         let producer = kafka_config::ProducerSettings::reliable(&bootstrap)
             .client_config()
@@ -64,9 +67,36 @@ impl Service {
             payment_topic,
             group,
             fast_path,
+            addr,
             producer,
             stop,
             _db: db,
+        }
+    }
+
+    /// `GET /stats`: the service's counters per defence layer.
+    pub async fn stats(&self) -> StatsSnapshot {
+        let url = format!("http://{}/stats", self.addr);
+        let body: serde_json::Value = reqwest::get(&url)
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .json()
+            .await
+            .expect("stats JSON");
+        let n = |name: &str| {
+            body[name]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{name} in {body}"))
+        };
+        StatsSnapshot {
+            consumed: n("consumed"),
+            applied: n("applied"),
+            duplicates_redis: n("duplicates_redis"),
+            duplicates_inbox: n("duplicates_inbox"),
+            duplicates_business_key: n("duplicates_business_key"),
+            dead_lettered: n("dead_lettered"),
+            retried: n("retried"),
         }
     }
 

@@ -1,0 +1,119 @@
+//! Dedup retention: the inbox forgets event ids after `DEDUP_RETENTION_HOURS`, and must
+//! not forget them before the topic forgets the events (docs/en/06-idempotency.md).
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use service_runtime::Shutdown;
+use sqlx::PgPool;
+
+/// How often the purge runs. Deleting a little often keeps each `DELETE` short.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Deletes the group's inbox rows older than `retention`, now and every hour, until
+/// shutdown.
+pub async fn purge_periodically(
+    pool: PgPool,
+    consumer_group: String,
+    retention: Duration,
+    shutdown: Shutdown,
+) {
+    loop {
+        match inbox::purge_older_than(&pool, &consumer_group, retention).await {
+            Ok(deleted) => tracing::info!(
+                deleted,
+                retention_hours = retention.as_secs() / 3600,
+                group = %consumer_group,
+                "inbox purge"
+            ),
+            // The next pass tries again; a missed purge only keeps rows longer.
+            Err(error) => tracing::warn!(%error, "inbox purge failed"),
+        }
+        tokio::select! {
+            () = shutdown.wait() => return,
+            () = tokio::time::sleep(PURGE_INTERVAL) => {},
+        }
+    }
+}
+
+/// The topic's `retention.ms` as the cluster reports it: `Ok(None)` for `-1`
+/// (kept for ever).
+pub async fn topic_retention(
+    bootstrap_servers: &str,
+    topic: &str,
+) -> Result<Option<Duration>, String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let resource = results
+        .into_iter()
+        .next()
+        .ok_or("no answer")?
+        .map_err(|e| e.to_string())?;
+    let raw = resource
+        .get("retention.ms")
+        .and_then(|entry| entry.value.clone())
+        .ok_or("no retention.ms")?;
+    let ms: i64 = raw
+        .parse()
+        .map_err(|e| format!("retention.ms {raw:?}: {e}"))?;
+    Ok(u64::try_from(ms).ok().map(Duration::from_millis))
+}
+
+/// Whether the inbox remembers an id at least as long as the topic keeps the event.
+/// `topic_retention` `None` is "for ever": no finite dedup retention covers it.
+pub fn dedup_outlives_topic(dedup: Duration, topic_retention: Option<Duration>) -> bool {
+    topic_retention.is_some_and(|topic| dedup >= topic)
+}
+
+/// Warns loudly when a copy of an event could still be read after its dedup record is
+/// purged: that copy would be applied again.
+pub async fn warn_if_shorter_than_topic(bootstrap_servers: &str, topic: &str, dedup: Duration) {
+    match topic_retention(bootstrap_servers, topic).await {
+        Ok(topic_retention) if !dedup_outlives_topic(dedup, topic_retention) => {
+            let topic_retention_ms =
+                topic_retention.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            tracing::warn!(
+                topic,
+                topic_retention_ms,
+                dedup_retention_ms = u64::try_from(dedup.as_millis()).unwrap_or(u64::MAX),
+                "DEDUP_RETENTION_HOURS is shorter than the topic's retention.ms: a duplicate \
+                 read (replayed, or re-consumed from an old offset) after its inbox record was \
+                 purged would be applied twice; raise DEDUP_RETENTION_HOURS to at least the \
+                 topic retention"
+            );
+        }
+        Ok(topic_retention) => tracing::info!(
+            topic,
+            topic_retention_ms = topic_retention.map_or(0, |d| d.as_millis() as u64),
+            dedup_retention_ms = dedup.as_millis() as u64,
+            "dedup retention covers the topic's retention"
+        ),
+        Err(error) => {
+            tracing::warn!(topic, %error, "could not read the topic's retention.ms to compare with DEDUP_RETENTION_HOURS");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn dedup_must_cover_the_topic_retention() {
+        assert!(dedup_outlives_topic(168 * HOUR, Some(168 * HOUR)));
+        assert!(dedup_outlives_topic(200 * HOUR, Some(168 * HOUR)));
+        assert!(!dedup_outlives_topic(24 * HOUR, Some(168 * HOUR)));
+        assert!(!dedup_outlives_topic(10_000 * HOUR, None), "kept for ever");
+    }
+}

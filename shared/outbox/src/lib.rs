@@ -13,10 +13,19 @@
 //! - **R2** after the send, before mark-sent: the event is in Kafka but the row still
 //!   says `SENDING`; after the lease it is sent again. A duplicate, never a loss — the
 //!   consumer's dedup on the event id absorbs it.
+//!
+//! When sends keep failing, the relay gives a row up after `RELAY_MAX_ATTEMPTS`: state
+//! `FAILED`, never `SENT`, its key held back until an operator runs [`retry_failed`].
+//! Housekeeping ([`purge_sent_once`]) deletes `SENT` rows older than
+//! `OUTBOX_RETENTION_HOURS`.
 
+mod failed;
+mod housekeeping;
 mod message;
 pub mod relay;
 
+pub use failed::{FailedRow, failed_rows, retry_failed};
+pub use housekeeping::purge_sent_once;
 pub use message::{OutboxMessage, enqueue};
 pub use relay::{ClaimStrategy, Relay, RelayConfig, RelayError, RelayReport};
 

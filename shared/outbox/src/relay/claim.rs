@@ -1,14 +1,23 @@
 //! Claiming outbox rows: move them to `SENDING` with a lease, so that no two relays
 //! publish the same row at the same time and a crashed relay's rows come back.
 //!
-//! Rows are chosen by *state* (`state <> 'SENT'`), in `seq` order, never by a cursor
-//! such as `seq > last_seen`: sequence numbers are taken at insert time but rows become
-//! visible at commit time, so a row with a smaller `seq` can appear after a larger one
-//! was already seen, and a cursor would skip it for good.
+//! Rows are chosen by *state* (`PENDING`, or `SENDING` whose lease ran out), in `seq`
+//! order, never by a cursor such as `seq > last_seen`: sequence numbers are taken at
+//! insert time but rows become visible at commit time, so a row with a smaller `seq` can
+//! appear after a larger one was already seen, and a cursor would skip it for good.
 //!
 //! Per-key order: a row is claimable only when no earlier row with the same key is
 //! still unsent. Each key's events therefore go out one after another, even with
 //! several relays, while different keys go out in parallel.
+//!
+//! `FAILED` rows (sends that failed `RELAY_MAX_ATTEMPTS` times, see `mark.rs`) are never
+//! claimed, but they still count as unsent in the per-key check: **a FAILED row blocks
+//! the later events of its key**. That is deliberate. Publishing an order's later events
+//! without the earlier one would hand consumers a history out of order (a payment for an
+//! order they never saw created), which is worse than a delay. It is not silent: the
+//! give-up logs an error naming the key, the row shows `state = 'FAILED'` with its
+//! `last_error`, and `outbox::retry_failed` lets an operator release it once the cause
+//! (a missing topic, say) is fixed.
 
 use serde_json::Value;
 use sqlx::PgPool;
@@ -68,7 +77,8 @@ pub(super) async fn claim(
                 ClaimedRow,
                 r#"WITH next AS (
                        SELECT o.id FROM outbox o
-                       WHERE o.state <> 'SENT' AND o.available_at <= now()
+                       WHERE o.state IN ('PENDING', 'SENDING') AND o.available_at <= now()
+                         -- FAILED counts as unsent here: it holds its key back.
                          AND NOT EXISTS (SELECT 1 FROM outbox e
                                          WHERE e.message_key = o.message_key
                                            AND e.state <> 'SENT' AND e.seq < o.seq)
@@ -102,7 +112,7 @@ async fn claim_optimistic(
 ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
     let candidates = sqlx::query!(
         r#"SELECT o.id, o.version FROM outbox o
-           WHERE o.state <> 'SENT' AND o.available_at <= now()
+           WHERE o.state IN ('PENDING', 'SENDING') AND o.available_at <= now()
              AND NOT EXISTS (SELECT 1 FROM outbox e
                              WHERE e.message_key = o.message_key
                                AND e.state <> 'SENT' AND e.seq < o.seq)
@@ -122,7 +132,8 @@ async fn claim_optimistic(
                   SET state = 'SENDING', claimed_by = $3, attempts = attempts + 1,
                       version = version + 1,
                       available_at = now() + make_interval(secs => $4)
-                WHERE id = $1 AND version = $2 AND state <> 'SENT' AND available_at <= now()
+                WHERE id = $1 AND version = $2 AND state IN ('PENDING', 'SENDING')
+                  AND available_at <= now()
                RETURNING id, seq, topic, message_key, event_type, payload, headers,
                          attempts, version"#,
             c.id,

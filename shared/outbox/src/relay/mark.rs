@@ -34,15 +34,55 @@ pub(super) async fn mark_sent(
     Ok(())
 }
 
-/// `SENDING` → `PENDING` after a failed send, claimable again after a backoff that
-/// doubles with each attempt (capped at 30 s).
+/// What became of a row whose send failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Released {
+    /// Back to `PENDING`, claimable again after a backoff.
+    ForRetry,
+    /// `FAILED`: it had used up its attempts; only an operator brings it back.
+    GaveUp,
+    /// Our claim was gone (lease lost); the row belongs to another relay.
+    LeaseLost,
+}
+
+/// After a failed send, decides the row's fate. `attempts` counts claims (the claim
+/// bumps it), so a row claimed `max_attempts` times and failing now is given up:
+/// `FAILED`, never `SENT`, and a loud error naming its key, because every later event
+/// of that key now waits behind it (see `claim.rs`). Otherwise `SENDING` → `PENDING`,
+/// claimable again after a backoff that doubles with each attempt (capped at 30 s).
 pub(super) async fn release_for_retry(
     pool: &PgPool,
     row: &ClaimedRow,
     error: &str,
-) -> Result<(), sqlx::Error> {
+    max_attempts: i32,
+) -> Result<Released, sqlx::Error> {
+    if row.attempts >= max_attempts {
+        let updated = sqlx::query!(
+            r#"UPDATE outbox SET state = 'FAILED', last_error = $3
+                WHERE id = $1 AND version = $2"#,
+            row.id,
+            row.version,
+            error,
+        )
+        .execute(pool)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(Released::LeaseLost);
+        }
+        tracing::error!(
+            event_id = %row.id,
+            key = %row.message_key,
+            topic = %row.topic,
+            attempts = row.attempts,
+            %error,
+            "outbox row FAILED after its last attempt: later events of key {:?} are held \
+             back until an operator runs outbox::retry_failed",
+            row.message_key,
+        );
+        return Ok(Released::GaveUp);
+    }
     let backoff = retry_backoff(row.attempts).as_secs_f64();
-    sqlx::query!(
+    let updated = sqlx::query!(
         r#"UPDATE outbox
               SET state = 'PENDING', last_error = $3,
                   available_at = now() + make_interval(secs => $4)
@@ -54,7 +94,11 @@ pub(super) async fn release_for_retry(
     )
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(if updated.rows_affected() == 0 {
+        Released::LeaseLost
+    } else {
+        Released::ForRetry
+    })
 }
 
 fn retry_backoff(attempts: i32) -> Duration {

@@ -8,7 +8,7 @@ mod claim;
 mod mark;
 mod publish;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::producer::{FutureProducer, Producer};
 use service_runtime::Shutdown;
@@ -35,6 +35,15 @@ pub struct RelayConfig {
     /// Run the relay inside the service (`RELAY_ENABLED`). Off when `outbox-relay`
     /// processes do the work instead.
     pub enabled: bool,
+    /// Claims a row gets before a failed send gives it up as `FAILED`
+    /// (`RELAY_MAX_ATTEMPTS`, at least 1). With the backoff capped at 30 s, 20 attempts
+    /// keep a row trying for about seven minutes.
+    pub max_attempts: i32,
+    /// How long `SENT` rows are kept before housekeeping deletes them
+    /// (`OUTBOX_RETENTION_HOURS`, in hours).
+    pub retention: Duration,
+    /// How often [`Relay::run`] runs the housekeeping step.
+    pub purge_interval: Duration,
 }
 
 impl RelayConfig {
@@ -47,20 +56,34 @@ impl RelayConfig {
             poll_interval: Duration::from_millis(500),
             listen_notify: true,
             enabled: true,
+            max_attempts: 20,
+            retention: Duration::from_secs(168 * 3600),
+            purge_interval: Duration::from_secs(300),
         }
     }
 }
 
 impl RelayConfig {
     /// Reads `RELAY_CLAIM_STRATEGY` (`skip-locked` | `optimistic-lock`), `RELAY_BATCH_SIZE`,
-    /// `RELAY_LEASE_MS`, `RELAY_POLL_MS`, `RELAY_LISTEN_NOTIFY` and `RELAY_ENABLED`
-    /// (true | false).
+    /// `RELAY_LEASE_MS`, `RELAY_POLL_MS`, `RELAY_LISTEN_NOTIFY`, `RELAY_ENABLED`
+    /// (true | false), `RELAY_MAX_ATTEMPTS` (default 20) and `OUTBOX_RETENTION_HOURS`
+    /// (default 168).
     pub fn from_lookup(
         relay_id: impl Into<String>,
         lookup: &impl Fn(&str) -> Option<String>,
     ) -> Result<Self, service_config::ConfigError> {
         use service_config::parse_var;
         let d = Self::new(relay_id);
+        let max_attempts = parse_var(lookup, "RELAY_MAX_ATTEMPTS", d.max_attempts)?;
+        if max_attempts < 1 {
+            // Zero would give every row up before its first retry.
+            return Err(service_config::ConfigError::new(
+                "RELAY_MAX_ATTEMPTS",
+                &max_attempts.to_string(),
+                "at least 1",
+            ));
+        }
+        let retention_hours: u64 = parse_var(lookup, "OUTBOX_RETENTION_HOURS", 168)?;
         Ok(Self {
             strategy: parse_var(lookup, "RELAY_CLAIM_STRATEGY", d.strategy)?,
             batch_size: parse_var(lookup, "RELAY_BATCH_SIZE", d.batch_size)?,
@@ -68,17 +91,23 @@ impl RelayConfig {
             poll_interval: Duration::from_millis(parse_var(lookup, "RELAY_POLL_MS", 500)?),
             listen_notify: parse_var(lookup, "RELAY_LISTEN_NOTIFY", d.listen_notify)?,
             enabled: parse_var(lookup, "RELAY_ENABLED", d.enabled)?,
+            max_attempts,
+            retention: Duration::from_secs(retention_hours.saturating_mul(3600)),
+            purge_interval: d.purge_interval,
             relay_id: d.relay_id,
         })
     }
 }
 
-/// What one pass did.
+/// What one pass did. `sent`, `failed` and `gave_up` are disjoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RelayReport {
     pub claimed: usize,
     pub sent: usize,
+    /// Sends that failed; the rows went back to `PENDING` for another attempt.
     pub failed: usize,
+    /// Sends that failed for the last time (`RELAY_MAX_ATTEMPTS`): the rows are `FAILED`.
+    pub gave_up: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,9 +178,15 @@ impl Relay {
                     report.sent += 1;
                 }
                 Err(error) => {
-                    tracing::warn!(event_id = %row.id, attempts = row.attempts, %error, "publish failed; will retry");
-                    mark::release_for_retry(&self.pool, row, &error).await?;
-                    report.failed += 1;
+                    match mark::release_for_retry(&self.pool, row, &error, self.config.max_attempts)
+                        .await?
+                    {
+                        mark::Released::GaveUp => report.gave_up += 1, // logged in mark.rs
+                        released => {
+                            tracing::warn!(event_id = %row.id, attempts = row.attempts, %error, ?released, "publish failed; will retry");
+                            report.failed += 1;
+                        }
+                    }
                 }
             }
         }
@@ -168,7 +203,12 @@ impl Relay {
             None
         };
         let mut failures: u32 = 0;
+        let mut next_purge = Instant::now();
         while !shutdown.is_triggered() {
+            if Instant::now() >= next_purge {
+                self.purge().await;
+                next_purge = Instant::now() + self.config.purge_interval;
+            }
             let wait = match self.relay_once().await {
                 Ok(report) if report.claimed as i64 >= self.config.batch_size => {
                     failures = 0;
@@ -201,6 +241,16 @@ impl Relay {
             tracing::warn!(%error, "producer flush at shutdown");
         }
         tracing::info!(relay = %self.config.relay_id, "relay stopped");
+    }
+
+    /// The housekeeping step of [`Relay::run`]: delete `SENT` rows past the retention.
+    /// Cheap (an index range scan, bounded batches); a failure waits for the next step.
+    async fn purge(&self) {
+        match crate::purge_sent_once(&self.pool, self.config.retention).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "purged SENT outbox rows past retention"),
+            Err(error) => tracing::warn!(%error, "outbox purge failed; next step retries"),
+        }
     }
 
     async fn listen(&self) -> Option<PgListener> {

@@ -1,0 +1,142 @@
+//! The relay's give-up state: a row whose sends keep failing (here: its topic does not
+//! exist, and the cluster does not auto-create topics) becomes `FAILED` after
+//! `RELAY_MAX_ATTEMPTS`, is counted, holds back the later events of its key, and comes
+//! back with `outbox::retry_failed` once the topic exists.
+
+mod common;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use outbox::{Relay, RelayConfig, RelayReport};
+use serde_json::json;
+use sqlx::PgPool;
+use test_support::{create_unique_topic, ensure_stack, eventually_with, unique_name};
+
+const MAX_ATTEMPTS: i32 = 3;
+
+fn relay(pool: &PgPool, id: &str) -> Relay {
+    let producer =
+        kafka_config::ProducerSettings::reliable(&ensure_stack().kafka_bootstrap_servers)
+            .client_config()
+            .create()
+            .expect("producer");
+    let mut config = RelayConfig::new(id);
+    config.max_attempts = MAX_ATTEMPTS;
+    Relay::new(pool.clone(), producer, config)
+}
+
+async fn state_of(pool: &PgPool, id: uuid::Uuid) -> (String, i32, Option<String>) {
+    sqlx::query_as("SELECT state, attempts, last_error FROM outbox WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("row")
+}
+
+/// Runs passes (the backoff makes some of them empty) until `done` holds; returns the
+/// passes' reports added up.
+async fn passes_until(
+    relay: &Relay,
+    what: &str,
+    done: impl Fn(&RelayReport) -> bool,
+) -> RelayReport {
+    let total = Mutex::new(RelayReport::default());
+    eventually_with(
+        what,
+        Duration::from_secs(120),
+        Duration::from_millis(100),
+        || async {
+            let r = relay.relay_once().await.map_err(|e| e.to_string())?;
+            let mut t = total.lock().expect("lock");
+            t.claimed += r.claimed;
+            t.sent += r.sent;
+            t.failed += r.failed;
+            t.gave_up += r.gave_up;
+            if done(&t) {
+                Ok(())
+            } else {
+                Err(format!("{t:?}"))
+            }
+        },
+    )
+    .await;
+    total.into_inner().expect("lock")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_keeps_failing_is_given_up_holds_its_key_and_can_be_retried() {
+    let (_db, pool) = common::migrated_db().await;
+    let missing = unique_name("no-such-topic"); // never created (yet)
+    let topic = create_unique_topic("give-up", 3, 3).await;
+    let doomed = common::enqueue(&pool, &missing, "order-1", json!({ "n": 1 })).await;
+    let behind = common::enqueue(&pool, &topic, "order-1", json!({ "n": 2 })).await;
+    let other = common::enqueue(&pool, &topic, "order-2", json!({ "n": 1 })).await;
+
+    let first = relay(&pool, "relay-1");
+    let report = passes_until(&first, "the doomed row is given up", |t| t.gave_up > 0).await;
+    assert_eq!(report.gave_up, 1, "{report:?}");
+    assert_eq!(
+        report.failed,
+        MAX_ATTEMPTS as usize - 1,
+        "failed and retried until the last attempt: {report:?}"
+    );
+    assert_eq!(report.sent, 1, "the other key is not held back: {report:?}");
+
+    let (state, attempts, last_error) = state_of(&pool, doomed.id).await;
+    assert_eq!(state, "FAILED");
+    assert_eq!(attempts, MAX_ATTEMPTS);
+    assert!(
+        last_error.is_some_and(|e| !e.is_empty()),
+        "the reason is kept"
+    );
+    let failed = outbox::failed_rows(&pool).await.expect("failed rows");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].id, doomed.id);
+    assert_eq!(failed[0].message_key, "order-1");
+    assert_eq!(state_of(&pool, other.id).await.0, "SENT");
+
+    // FAILED is never claimed again, and the later event of its key waits behind it:
+    // publishing order-1's second event without its first would reorder its history.
+    let idle = first.relay_once().await.expect("pass");
+    assert_eq!(idle, RelayReport::default(), "nothing claimable");
+    let (state, attempts, _) = state_of(&pool, behind.id).await;
+    assert_eq!(
+        (state.as_str(), attempts),
+        ("PENDING", 0),
+        "held back, never tried"
+    );
+    assert_eq!(
+        common::read_topic(&topic).await.len(),
+        1,
+        "only order-2's event"
+    );
+
+    // The operator fixes the cause (creates the topic) and releases the row.
+    kafka_config::create_topic(&ensure_stack().kafka_bootstrap_servers, &missing, 3, 3)
+        .await
+        .expect("create the missing topic");
+    assert!(outbox::retry_failed(&pool, doomed.id).await.expect("retry"));
+    assert!(
+        !outbox::retry_failed(&pool, doomed.id).await.expect("retry"),
+        "only a FAILED row is released"
+    );
+    assert!(
+        !outbox::retry_failed(&pool, other.id).await.expect("retry"),
+        "a SENT row is not touched"
+    );
+    let second = relay(&pool, "relay-2"); // a fresh producer: new metadata
+    let report = passes_until(&second, "both order-1 events sent", |t| t.sent == 2).await;
+    assert_eq!(report.gave_up, 0, "{report:?}");
+    let unsent = common::count(&pool, "SELECT count(*) FROM outbox WHERE state <> 'SENT'").await;
+    assert_eq!(unsent, 0);
+    let on_missing = common::read_topic(&missing).await;
+    assert_eq!(on_missing.len(), 1, "the released event, once");
+    assert_eq!(on_missing[0].event_id, doomed.id.to_string());
+    let on_topic = common::read_topic(&topic).await;
+    assert_eq!(
+        on_topic.len(),
+        2,
+        "order-2's event and then order-1's second"
+    );
+}

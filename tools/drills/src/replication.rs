@@ -9,6 +9,14 @@
 //! 4. `kill -9` the leader, resume the followers: one of them becomes leader without
 //!    the records only the old leader had;
 //! 5. read the partition back and compare with what was acknowledged.
+//!
+//! **Too few in-sync replicas** — `min.insync.replicas=2`: with two of the three nodes
+//! stopped, an `acks=all` producer is refused (never told "stored" for a single copy),
+//! while `acks=1` still "succeeds" onto the one remaining copy.
+//!
+//! **Whole-cluster `kill -9`** under `acks=all` load: every node dies at once and
+//! restarts; records that were acknowledged were in the page cache of at least two
+//! brokers, which a process kill does not lose.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -67,15 +75,8 @@ pub async fn leader_failover(
         .map_err(|e| e.to_string())?;
     let (leader, followers) = wait_in_sync(&bootstrap, &topic).await?;
 
-    let mut settings = ProducerSettings::reliable(&bootstrap);
-    settings.acks = acks;
     // Idempotence needs acks=all; the acks=1 producer is the unsafe teaching toggle.
-    settings.idempotence = acks == Acks::All;
-    settings.delivery_timeout_ms = 8_000;
-    let producer: FutureProducer = settings
-        .client_config()
-        .create()
-        .map_err(|e| e.to_string())?;
+    let producer = drill_producer(&bootstrap, acks)?;
     // One record while everything is healthy: connections and metadata are warm.
     send(&producer, &topic, "warm-up")
         .await
@@ -104,31 +105,17 @@ pub async fn leader_failover(
         cluster.node("thaw", *f)?;
     }
     wait_for_new_leader(&bootstrap, &topic, leader).await?;
-    let records = read_topic_to_end(&bootstrap, &topic, Duration::from_secs(60))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut copies: HashMap<String, usize> = HashMap::new();
-    for r in &records {
-        let payload =
-            String::from_utf8_lossy(r.payload.as_deref().unwrap_or_default()).into_owned();
-        *copies.entry(payload).or_default() += 1;
-    }
-    copies.remove("warm-up");
+    let copies = read_copies(&bootstrap, &topic).await?;
 
     cluster.node("start", leader)?;
     wait_in_sync(&bootstrap, &topic).await?;
-    Ok(Outcome {
-        drill: "leader failover, followers frozen",
-        setting: format!("acks={}", acks_name(acks)),
-        attempted: count,
-        acknowledged: acknowledged.len(),
-        read_back: copies.len(),
-        lost_acknowledged: acknowledged
-            .iter()
-            .filter(|id| !copies.contains_key(**id))
-            .count(),
-        duplicates: copies.values().map(|c| c - 1).sum(),
-    })
+    Ok(outcome(
+        "leader failover, followers frozen",
+        acks,
+        count,
+        &acknowledged,
+        &copies,
+    ))
 }
 
 async fn send(producer: &FutureProducer, topic: &str, id: &str) -> Result<(), String> {
@@ -188,5 +175,156 @@ async fn wait_for_new_leader(bootstrap: &str, topic: &str, old: i32) -> Result<i
             return Err(format!("{topic}: no new leader within 90s"));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Produces `count` records with `acks` while two of the three nodes are stopped,
+/// counts what was acknowledged, restarts the nodes and counts what is there.
+pub async fn too_few_in_sync_replicas(
+    cluster: &DrillCluster,
+    acks: Acks,
+    count: usize,
+) -> Result<Outcome, String> {
+    let bootstrap = cluster.bootstrap_servers();
+    let topic = format!("min-isr-{}-{}", acks_name(acks), std::process::id());
+    kafka_config::create_topic(&bootstrap, &topic, 1, 3)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_leader, followers) = wait_in_sync(&bootstrap, &topic).await?;
+    let producer = drill_producer(&bootstrap, acks)?;
+    send(&producer, &topic, "warm-up")
+        .await
+        .map_err(|e| format!("warm-up send: {e}"))?;
+
+    for f in &followers {
+        cluster.node("stop", *f)?;
+    }
+    let ids: Vec<String> = (0..count).map(|i| format!("m-{i}")).collect();
+    let results = join_all(ids.iter().map(|id| send(&producer, &topic, id))).await;
+    let acknowledged: HashSet<&str> = ids
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        eprintln!("[drill] first refusal seen by the producer: {e}");
+    }
+    for f in &followers {
+        cluster.node("start", *f)?;
+    }
+    wait_in_sync(&bootstrap, &topic).await?;
+    let copies = read_copies(&bootstrap, &topic).await?;
+    Ok(outcome(
+        "2 of 3 nodes stopped (min ISR 2)",
+        acks,
+        count,
+        &acknowledged,
+        &copies,
+    ))
+}
+
+/// Sends `acks=all` records for a while, `kill -9`s all three nodes mid-stream,
+/// restarts them and counts what survived.
+pub async fn whole_cluster_kill(cluster: &DrillCluster, count: usize) -> Result<Outcome, String> {
+    let bootstrap = cluster.bootstrap_servers();
+    let topic = format!("cluster-kill-{}", std::process::id());
+    kafka_config::create_topic(&bootstrap, &topic, 3, 3)
+        .await
+        .map_err(|e| e.to_string())?;
+    wait_in_sync(&bootstrap, &topic).await?;
+    let producer = drill_producer(&bootstrap, Acks::All)?;
+    send(&producer, &topic, "warm-up")
+        .await
+        .map_err(|e| format!("warm-up send: {e}"))?;
+
+    // Records go out a few at a time; the kill lands in the middle of the stream, and
+    // the stream stops there (what was in flight is answered by the delivery timeout).
+    let ids: Vec<String> = (0..count).map(|i| format!("m-{i}")).collect();
+    let killed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sending = {
+        let (producer, topic, ids, killed) =
+            (producer.clone(), topic.clone(), ids.clone(), killed.clone());
+        tokio::spawn(async move {
+            let mut results = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(20) {
+                if killed.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                results.extend(join_all(chunk.iter().map(|id| send(&producer, &topic, id))).await);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            results
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for id in 1..=3 {
+        cluster.node("kill", id)?;
+    }
+    killed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let results = sending.await.map_err(|e| e.to_string())?;
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        eprintln!("[drill] first failure seen by the producer: {e}");
+    }
+    let attempted = results.len();
+    let acknowledged: HashSet<&str> = ids
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(id, _)| id.as_str())
+        .collect();
+    cluster.run(&["start"])?;
+    wait_in_sync(&bootstrap, &topic).await?;
+    let copies = read_copies(&bootstrap, &topic).await?;
+    Ok(outcome(
+        "whole cluster kill -9 and restart",
+        Acks::All,
+        attempted,
+        &acknowledged,
+        &copies,
+    ))
+}
+
+fn drill_producer(bootstrap: &str, acks: Acks) -> Result<FutureProducer, String> {
+    let mut settings = ProducerSettings::reliable(bootstrap);
+    settings.acks = acks;
+    settings.idempotence = acks == Acks::All;
+    settings.delivery_timeout_ms = 8_000;
+    settings.client_config().create().map_err(|e| e.to_string())
+}
+
+/// Records in the topic by payload (the record id), with how many copies of each.
+async fn read_copies(bootstrap: &str, topic: &str) -> Result<HashMap<String, usize>, String> {
+    let records = read_topic_to_end(bootstrap, topic, Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    for r in &records {
+        let payload =
+            String::from_utf8_lossy(r.payload.as_deref().unwrap_or_default()).into_owned();
+        *copies.entry(payload).or_default() += 1;
+    }
+    copies.remove("warm-up");
+    Ok(copies)
+}
+
+fn outcome(
+    drill: &'static str,
+    acks: Acks,
+    attempted: usize,
+    acknowledged: &HashSet<&str>,
+    copies: &HashMap<String, usize>,
+) -> Outcome {
+    Outcome {
+        drill,
+        setting: format!("acks={}", acks_name(acks)),
+        attempted,
+        acknowledged: acknowledged.len(),
+        read_back: copies.len(),
+        lost_acknowledged: acknowledged
+            .iter()
+            .filter(|id| !copies.contains_key(**id))
+            .count(),
+        duplicates: copies.values().map(|c| c - 1).sum(),
     }
 }

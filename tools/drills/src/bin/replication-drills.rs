@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use drills::cluster::DrillCluster;
-use drills::replication::{Outcome, leader_failover};
+use drills::replication::{Outcome, leader_failover, too_few_in_sync_replicas, whole_cluster_kill};
 use kafka_config::Acks;
 
 #[tokio::main]
@@ -30,7 +30,9 @@ async fn run() -> Result<(), String> {
     println!("starting a 3-node drill cluster (KAFKA_CLUSTER=drill, ports 9392-9394)...");
     let cluster = DrillCluster::start("drill", 9392)?;
     let mut rows = Vec::new();
-    for acks in [Acks::Leader, Acks::All] {
+    // DRILLS=kill runs only the last drill (the whole-cluster kill).
+    let only_kill = std::env::var("DRILLS").is_ok_and(|v| v == "kill");
+    for acks in [Acks::Leader, Acks::All].into_iter().filter(|_| !only_kill) {
         println!(
             "[drill] leader failover with followers frozen, {count} messages, acks={acks:?} ..."
         );
@@ -38,6 +40,19 @@ async fn run() -> Result<(), String> {
         println!("[drill] {outcome:?}");
         rows.push(outcome);
     }
+    for acks in [Acks::Leader, Acks::All].into_iter().filter(|_| !only_kill) {
+        println!("[drill] two of three nodes stopped, {count} messages, acks={acks:?} ...");
+        let outcome = too_few_in_sync_replicas(&cluster, acks, count).await?;
+        println!("[drill] {outcome:?}");
+        rows.push(outcome);
+    }
+    println!(
+        "[drill] whole cluster kill -9 under acks=all load, {} messages ...",
+        count * 5
+    );
+    let outcome = whole_cluster_kill(&cluster, count * 5).await?;
+    println!("[drill] {outcome:?}");
+    rows.push(outcome);
     drop(cluster);
 
     let mut table = String::from(Outcome::markdown_header());
@@ -50,8 +65,10 @@ async fn run() -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("replication.md"), format!("{table}\n")).map_err(|e| e.to_string())?;
     println!("saved to drill-results/replication.md");
-    let all = rows.iter().find(|r| r.setting == "acks=all");
-    if all.is_some_and(|r| r.lost_acknowledged > 0) {
+    if rows
+        .iter()
+        .any(|r| r.setting == "acks=all" && r.lost_acknowledged > 0)
+    {
         return Err("acks=all lost acknowledged records".to_owned());
     }
     Ok(())

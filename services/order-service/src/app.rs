@@ -9,7 +9,8 @@ use outbox::Relay;
 use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Shutdown, StartError};
 
 use crate::api::{self, ApiState};
-use crate::{Config, PaymentResults};
+use crate::direct_publish::DirectPublisher;
+use crate::{Config, PaymentResults, PublishMode};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -76,10 +77,31 @@ impl App {
             ),
         );
 
+        // Direct mode: the send log and the fail-fast producer; the re-push job starts
+        // by sending what a previous process left unsettled. The relay above still runs
+        // (if enabled): outbox rows from an earlier outbox-mode run must still go out.
+        let direct = match config.publish_mode {
+            PublishMode::Outbox => None,
+            PublishMode::Direct => {
+                let publisher = DirectPublisher::new(bootstrap, &config.send_log_path)
+                    .await
+                    .map_err(|e| StartError::Client {
+                        variable: "SEND_LOG_PATH",
+                        reason: e.to_string(),
+                    })?;
+                tasks.spawn(
+                    "re-push job",
+                    publisher.clone().run_repush(shutdown.clone()),
+                );
+                Some(publisher)
+            }
+        };
+
         let api = api::router(ApiState {
             pool: infra.pool.clone(),
             order_events_topic: config.order_events_topic.clone(),
             idempotency_retention: config.idempotency_retention,
+            direct,
         });
         let router = Router::new().merge(api).merge(infra.readiness_router());
         let server = HttpServer::bind(config.infra.listen_addr, router, shutdown.clone()).await?;

@@ -1,5 +1,6 @@
 //! order-service configuration: the shared infrastructure variables plus its own.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use outbox::RelayConfig;
@@ -28,6 +29,36 @@ pub struct Config {
     /// `Idempotency-Key` and its answer are kept. A client retrying later than this gets
     /// a new order, so it must cover the longest retry schedule of any client.
     pub idempotency_retention: Duration,
+    /// `PUBLISH_MODE` (default `outbox`): how `OrderCreated` reaches Kafka.
+    pub publish_mode: PublishMode,
+    /// `SEND_LOG_PATH` (default `.state/order-service/send.log`): the append-only send
+    /// log of `PUBLISH_MODE=direct` (see `direct_publish`). Unused in outbox mode.
+    pub send_log_path: PathBuf,
+}
+
+/// How `POST /orders` hands its event to Kafka (docs/en/02-produce.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishMode {
+    /// The safe default: the event is a row in the order's own transaction; the relay
+    /// sends it. Nothing is lost once the commit returns, even with Kafka down.
+    Outbox,
+    /// The note's "log-based persistence" alternative: commit the order, then send the
+    /// event straight to Kafka and wait for the ack, recording each send in a local
+    /// send log that a re-push job replays. Lower latency, no outbox table, but a crash
+    /// between the commit and the log line loses the event (crash point A2).
+    Direct,
+}
+
+impl std::str::FromStr for PublishMode {
+    type Err = &'static str;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "outbox" => Ok(Self::Outbox),
+            "direct" => Ok(Self::Direct),
+            _ => Err("expected `outbox` or `direct`"),
+        }
+    }
 }
 
 impl Config {
@@ -48,6 +79,12 @@ impl Config {
             replication_factor: parse_var(lookup, "TOPIC_REPLICATION_FACTOR", 3)?,
             relay: RelayConfig::from_lookup(format!("order-relay-{}", std::process::id()), lookup)?,
             idempotency_retention: retention_hours(lookup)?,
+            publish_mode: parse_var(lookup, "PUBLISH_MODE", PublishMode::Outbox)?,
+            send_log_path: parse_var(
+                lookup,
+                "SEND_LOG_PATH",
+                PathBuf::from(".state/order-service/send.log"),
+            )?,
         })
     }
 }
@@ -85,6 +122,29 @@ mod tests {
         for bad in ["0", "-1", "1.5", "a day"] {
             let error = retention(Some(bad)).expect_err(bad);
             assert_eq!(error.variable, "IDEMPOTENCY_RETENTION_HOURS");
+        }
+    }
+
+    #[test]
+    fn publish_mode_defaults_to_the_outbox_and_refuses_anything_else() {
+        let mode = |value: Option<&str>| {
+            parse_var(
+                &|name: &str| {
+                    (name == "PUBLISH_MODE")
+                        .then_some(value)
+                        .flatten()
+                        .map(str::to_owned)
+                },
+                "PUBLISH_MODE",
+                PublishMode::Outbox,
+            )
+        };
+        assert_eq!(mode(None).ok(), Some(PublishMode::Outbox));
+        assert_eq!(mode(Some("outbox")).ok(), Some(PublishMode::Outbox));
+        assert_eq!(mode(Some("direct")).ok(), Some(PublishMode::Direct));
+        for bad in ["", "Direct", "kafka"] {
+            let error = mode(Some(bad)).expect_err(bad);
+            assert_eq!(error.variable, "PUBLISH_MODE");
         }
     }
 }

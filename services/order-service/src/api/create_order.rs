@@ -1,5 +1,7 @@
 //! `POST /orders`: the order and its `OrderCreated` event, in one transaction (with the
-//! request's `Idempotency-Key`, when it has one).
+//! request's `Idempotency-Key`, when it has one) — or, with `PUBLISH_MODE=direct`, the
+//! order in the transaction and the event sent straight to Kafka after the commit
+//! (`crate::direct_publish`).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -14,6 +16,7 @@ use super::error::FieldError;
 use super::idempotency::{self, Claim, IdempotencyKey, SavedResponse};
 use super::read_orders::load_order;
 use super::{ApiError, ApiState};
+use crate::direct_publish::{LoggedEvent, PublishError};
 use crate::events::{ORDER_CREATED, OrderCreated, SCHEMA_VERSION};
 
 /// The request body.
@@ -122,7 +125,11 @@ pub async fn create_order(
     )
     .execute(&mut *tx)
     .await?;
-    outbox::enqueue(&mut tx, &message).await?;
+    // Outbox mode: the event commits with the order. Direct mode: no outbox row; the
+    // event is sent after the commit (below).
+    if state.direct.is_none() {
+        outbox::enqueue(&mut tx, &message).await?;
+    }
 
     let answer = SavedResponse {
         status: StatusCode::CREATED,
@@ -136,8 +143,33 @@ pub async fn create_order(
         idempotency::finish(&mut tx, key, &answer).await?;
     }
     tx.commit().await?;
-    // Crash point A1: committed, not yet answered. The client sees an error and retries;
-    // the Idempotency-Key makes the retry replay this answer instead of a second order.
+
+    if let Some(direct) = &state.direct {
+        // Crash point A2 (direct mode only): the order is committed, its event is not yet
+        // in the send log. A crash here loses the event: no outbox row, no log line,
+        // nothing will ever send it. The outbox closes exactly this window
+        // (docs/en/02-produce.md, "The log-based alternative").
+        service_runtime::crash_point("A2");
+        let logged = LoggedEvent {
+            topic: message.topic,
+            key: message.key,
+            event_type: message.event_type,
+            headers: message.headers,
+            payload: message.payload,
+        };
+        if let Err(error) = direct.publish(event.event_id, &logged).await {
+            // The order stays stored: the answer says so, and (when the event reached
+            // the send log) the re-push job sends it later.
+            return Err(ApiError::EventNotPublished {
+                order_id,
+                logged: !matches!(error, PublishError::Log(_)),
+                reason: error.to_string(),
+            });
+        }
+    }
+    // Crash point A1: committed (and in direct mode acknowledged), not yet answered. The
+    // client sees an error and retries; the Idempotency-Key makes the retry replay this
+    // answer instead of a second order.
     service_runtime::crash_point("A1");
 
     Ok(answer.first())

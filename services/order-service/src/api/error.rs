@@ -21,6 +21,14 @@ pub enum ApiError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),
+    /// Direct mode: the order is committed, its event was not acknowledged. `logged`:
+    /// the event is in the send log, so the re-push job will send it.
+    #[error("order {order_id} stored, event not published: {reason}")]
+    EventNotPublished {
+        order_id: uuid::Uuid,
+        logged: bool,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -95,7 +103,55 @@ impl IntoResponse for ApiError {
             .with("idempotency_key", key)
             // The first request is normally about to commit; one second is plenty.
             .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
+            ApiError::EventNotPublished {
+                order_id,
+                logged: true,
+                reason,
+            } => {
+                tracing::warn!(%order_id, %reason, "event not acknowledged; left to the re-push job");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "broker-unavailable",
+                    "Kafka did not acknowledge the order's event",
+                    format!(
+                        "the order {order_id} IS stored; its OrderCreated event is in the send log \
+                         and will be re-pushed when Kafka answers ({reason}). Do not send the \
+                         order again without its Idempotency-Key: GET /orders/{order_id} to follow it"
+                    ),
+                )
+                .with("order_id", order_id.to_string())
+                .with_header(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(crate::direct_publish::RETRY_AFTER.as_secs()),
+                )
+                .with_header(header::LOCATION, order_location(order_id))
+            }
+            ApiError::EventNotPublished {
+                order_id,
+                logged: false,
+                reason,
+            } => {
+                // The one case direct mode loses an event without a crash: say so loudly.
+                tracing::error!(%order_id, %reason, "event NOT in the send log: it will not be re-pushed");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "send-log-unavailable",
+                    "The order's event could not be written to the send log",
+                    format!(
+                        "the order {order_id} IS stored, but its OrderCreated event was neither \
+                         sent nor logged ({reason}); an operator must republish it. \
+                         GET /orders/{order_id} to follow the order"
+                    ),
+                )
+                .with("order_id", order_id.to_string())
+                .with_header(header::LOCATION, order_location(order_id))
+            }
         }
         .into_response()
     }
+}
+
+fn order_location(order_id: uuid::Uuid) -> HeaderValue {
+    HeaderValue::from_str(&format!("/orders/{order_id}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("/orders"))
 }

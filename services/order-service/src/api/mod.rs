@@ -20,6 +20,15 @@
 //!   after its first use; after that the same key creates a new order.
 //! - **a malformed key**: `400` `/problems/invalid-idempotency-key`. No key at all: every
 //!   `POST` creates an order.
+//!
+//! # `PUBLISH_MODE=direct`
+//!
+//! The order is committed, then its event is sent to Kafka before the answer. When the
+//! broker does not acknowledge in time (or the producer's queue is full) the answer is
+//! `503` `/problems/broker-unavailable` with `Retry-After: 5`: the order **is** stored
+//! (its id and `Location` are in the answer) and the event is re-pushed from the send
+//! log. A retry with the same `Idempotency-Key` returns the stored order; a retry
+//! without one would create a second order.
 
 mod create_order;
 mod error;
@@ -32,6 +41,8 @@ use axum::Router;
 use axum::routing::{get, post};
 use sqlx::PgPool;
 
+use crate::direct_publish::DirectPublisher;
+
 pub use error::ApiError;
 
 /// What the handlers share.
@@ -41,6 +52,9 @@ pub struct ApiState {
     pub order_events_topic: String,
     /// How long an idempotency key and its answer are kept.
     pub idempotency_retention: Duration,
+    /// `Some` in `PUBLISH_MODE=direct`: the event is sent after the commit, not written
+    /// to the outbox.
+    pub direct: Option<DirectPublisher>,
 }
 
 pub fn router(state: ApiState) -> Router {

@@ -1,0 +1,445 @@
+//! `PUBLISH_MODE=direct` (the note's log-based persistence) against real Postgres and
+//! the 3-node cluster: the event goes straight to Kafka with the ack awaited; with the
+//! broker unreachable the API fails fast with `503` while the order stays stored and the
+//! send log keeps the event, which the re-push job then publishes once. The outbox, by
+//! contrast, keeps answering `201` with Kafka down.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use order_service::direct_publish::{
+    self, DELIVERY_TIMEOUT, DirectPublisher, PublishError, SendLogLine, SendStatus,
+};
+use order_service::{App, Config};
+use serde_json::Value;
+use sqlx::PgPool;
+use test_support::{
+    StopHandle, TestDatabase, create_unique_topic, ensure_stack, read_topic, service_env,
+    unique_name, unused_port,
+};
+use uuid::Uuid;
+
+const ORDER: &str = r#"{"customer_id":"c-1","amount_minor":1999,"currency":"EUR"}"#;
+
+/// A send-log path of this test's own, in a fresh temporary directory.
+fn temp_send_log() -> PathBuf {
+    std::env::temp_dir()
+        .join(unique_name("order-send-log"))
+        .join("send.log")
+}
+
+fn dead_broker() -> String {
+    format!("127.0.0.1:{}", unused_port())
+}
+
+struct Service {
+    base: String,
+    http: reqwest::Client,
+    pool: PgPool,
+    stop: StopHandle,
+    topic: String,
+    send_log: PathBuf,
+    db: TestDatabase,
+}
+
+fn env_for(
+    db: &TestDatabase,
+    topic: &str,
+    send_log: &Path,
+    overrides: &[(&str, &str)],
+) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = service_env(db);
+    env.insert("ORDER_EVENTS_TOPIC".into(), topic.to_owned());
+    env.insert("PAYMENT_EVENTS_TOPIC".into(), unique_name("payment-events"));
+    env.insert("CONSUMER_GROUP".into(), unique_name("group"));
+    env.insert("SEND_LOG_PATH".into(), send_log.display().to_string());
+    for (k, v) in overrides {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    env
+}
+
+/// order-service on its own database and topic; `overrides` replace the environment.
+async fn start(overrides: &[(&str, &str)]) -> Service {
+    let db = TestDatabase::create().await;
+    // Created here, on the real cluster: with a dead broker the service cannot create it,
+    // and the re-push step needs it.
+    let topic = create_unique_topic("order-events", 3, 3).await;
+    let send_log = temp_send_log();
+    let env = env_for(&db, &topic, &send_log, overrides);
+    let config = Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("config");
+    let started = Instant::now();
+    let app = App::build(config).await.expect("app builds");
+    eprintln!("service built in {:?}", started.elapsed());
+    let base = format!("http://{}", app.local_addr());
+    let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
+    Service {
+        base,
+        // Bounded: a hung request fails the test instead of stalling the run.
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("HTTP client"),
+        pool: db.pool().await,
+        stop,
+        topic,
+        send_log,
+        db,
+    }
+}
+
+impl Service {
+    async fn post_order(&self) -> (u16, HashMap<String, String>, Value, Duration) {
+        let started = Instant::now();
+        let response = self
+            .http
+            .post(format!("{}/orders", self.base))
+            .header("content-type", "application/json")
+            .body(ORDER)
+            .send()
+            .await
+            .expect("POST /orders answers");
+        let elapsed = started.elapsed();
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let body = response.json().await.expect("a JSON body");
+        (status, headers, body, elapsed)
+    }
+
+    async fn count(&self, sql: &'static str, id: Uuid) -> i64 {
+        sqlx::query_scalar(sql)
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    async fn stop(self) {
+        self.pool.close().await;
+        self.stop.stop().await;
+        drop(self.db);
+        remove_log(&self.send_log);
+    }
+}
+
+fn remove_log(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+fn order_id(body: &Value) -> Uuid {
+    body["id"]
+        .as_str()
+        .or_else(|| body["order_id"].as_str())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("an order id in {body}"))
+}
+
+/// The send-log lines of the event whose payload is `order`'s event.
+async fn lines_of_order(path: &Path, order: Uuid) -> Vec<SendLogLine> {
+    let lines = direct_publish::read_lines(path).await.expect("send log");
+    let event_id = lines
+        .iter()
+        .find_map(|l| match &l.status {
+            SendStatus::Pending(e) if e.key == order.to_string() => Some(l.event_id),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("a pending line for order {order} in {lines:?}"));
+    lines
+        .into_iter()
+        .filter(|l| l.event_id == event_id)
+        .collect()
+}
+
+fn statuses(lines: &[SendLogLine]) -> Vec<&'static str> {
+    lines
+        .iter()
+        .map(|l| match l.status {
+            SendStatus::Pending(_) => "pending",
+            SendStatus::Acked { .. } => "acked",
+            SendStatus::Failed { .. } => "failed",
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn direct_mode_answers_201_after_the_broker_acked() {
+    let service = start(&[("PUBLISH_MODE", "direct")]).await;
+
+    let (status, _, body, elapsed) = service.post_order().await;
+    eprintln!("direct mode, broker up: {status} in {elapsed:?}");
+    assert_eq!(status, 201, "{body}");
+    let order = order_id(&body);
+    assert_eq!(
+        service
+            .count(
+                "SELECT count(*) FROM outbox WHERE aggregate_id = $1::text",
+                order
+            )
+            .await,
+        0,
+        "direct mode writes no outbox row"
+    );
+
+    // The log says pending, then acked — with the broker's partition and offset.
+    let lines = lines_of_order(&service.send_log, order).await;
+    assert_eq!(statuses(&lines), ["pending", "acked"], "{lines:?}");
+    let event_id = lines[0].event_id;
+    let SendStatus::Acked { partition, offset } = lines[1].status else {
+        unreachable!("checked above")
+    };
+
+    // Already on the topic when the 201 came back: no waiting needed.
+    let records = read_topic(&service.topic).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record = &records[0];
+    assert_eq!(record.key_str(), Some(&*order.to_string()));
+    assert_eq!((record.partition, record.offset), (partition, offset));
+    assert_eq!(record.header("event-id"), Some(&*event_id.to_string()));
+    assert_eq!(record.header("event-type"), Some("OrderCreated"));
+    assert_eq!(record.header("schema-version"), Some("1"));
+    let payload: Value =
+        serde_json::from_slice(record.payload.as_deref().unwrap_or_default()).expect("json");
+    assert_eq!(payload["order_id"], order.to_string());
+    assert_eq!(payload["event_id"], event_id.to_string());
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn direct_mode_with_kafka_down_fails_fast_keeps_the_order_and_repushes_it_once() {
+    let service = start(&[
+        ("PUBLISH_MODE", "direct"),
+        ("KAFKA_BOOTSTRAP_SERVERS", &dead_broker()),
+    ])
+    .await;
+
+    let (status, headers, body, elapsed) = service.post_order().await;
+    eprintln!(
+        "direct mode, broker down: {status} in {elapsed:?} (delivery timeout {DELIVERY_TIMEOUT:?})"
+    );
+    assert_eq!(status, 503, "{body}");
+    // Generous (librdkafka checks message timeouts about once a second, and the machine
+    // is shared), yet far below the 30 s a request would hang with the relay's settings.
+    assert!(
+        elapsed < DELIVERY_TIMEOUT + Duration::from_secs(3),
+        "bounded by the delivery timeout, never a hung request: {elapsed:?}"
+    );
+    assert_eq!(headers.get("retry-after").map(String::as_str), Some("5"));
+    assert_eq!(
+        headers.get("content-type").map(String::as_str),
+        Some("application/problem+json")
+    );
+    assert!(
+        body["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/problems/broker-unavailable")),
+        "{body}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("IS stored") && d.contains("re-pushed")),
+        "{body}"
+    );
+    let order = order_id(&body);
+    assert_eq!(
+        headers.get("location").map(String::as_str),
+        Some(&*format!("/orders/{order}"))
+    );
+    assert_eq!(
+        service
+            .count("SELECT count(*) FROM orders WHERE id = $1", order)
+            .await,
+        1,
+        "the order is stored"
+    );
+    let lines = lines_of_order(&service.send_log, order).await;
+    assert_eq!(statuses(&lines), ["pending", "failed"], "{lines:?}");
+    let event_id = lines[0].event_id;
+
+    // The service (and its dead producer) goes away; a re-push pass on a machine that
+    // has the log and can reach the cluster publishes the event.
+    let send_log = service.send_log.clone();
+    let topic = service.topic.clone();
+    service.pool.close().await;
+    service.stop.stop().await;
+    let publisher = DirectPublisher::new(&ensure_stack().kafka_bootstrap_servers, &send_log)
+        .await
+        .expect("publisher on the real cluster");
+    let report = publisher.repush_once().await.expect("re-push pass");
+    eprintln!("re-push against the real cluster: {report:?}");
+    assert_eq!((report.due, report.acked, report.failed), (1, 1, 0));
+    // Settled now: a second pass has nothing to do.
+    assert_eq!(publisher.repush_once().await.expect("pass").due, 0);
+
+    let records = read_topic(&topic).await;
+    let copies: Vec<_> = records
+        .iter()
+        .filter(|r| r.header("event-id") == Some(&*event_id.to_string()))
+        .collect();
+    assert_eq!(copies.len(), 1, "on the topic once: {records:?}");
+    assert_eq!(copies[0].key_str(), Some(&*order.to_string()));
+    let lines = lines_of_order(&send_log, order).await;
+    assert_eq!(
+        statuses(&lines),
+        ["pending", "failed", "pending", "acked"],
+        "{lines:?}"
+    );
+    drop(service.db);
+    remove_log(&send_log);
+}
+
+#[tokio::test]
+async fn a_full_producer_queue_is_refused_at_once() {
+    // A queue of one message and no broker: the first send sits in the queue waiting
+    // for its delivery timeout, the second finds the queue full.
+    let mut settings = direct_publish::producer_settings(&dead_broker());
+    settings.queue_max_messages = 1;
+    let path = temp_send_log();
+    let publisher = DirectPublisher::with_settings(settings, &path)
+        .await
+        .expect("publisher");
+    let event = |key: &str| direct_publish::LoggedEvent {
+        topic: unique_name("order-events"),
+        key: key.to_owned(),
+        event_type: "OrderCreated".into(),
+        headers: Default::default(),
+        payload: serde_json::json!({"order_id": key}),
+    };
+    let first = {
+        let publisher = publisher.clone();
+        let event = event("first");
+        tokio::spawn(async move { publisher.publish(Uuid::now_v7(), &event).await })
+    };
+    // Let the first send reach the queue.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let second = publisher.publish(Uuid::now_v7(), &event("second")).await;
+    let elapsed = started.elapsed();
+    eprintln!("full queue refused in {elapsed:?}: {second:?}");
+    assert!(matches!(second, Err(PublishError::QueueFull)), "{second:?}");
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "refused without waiting: {elapsed:?}"
+    );
+    let first = first.await.expect("first send task");
+    assert!(matches!(first, Err(PublishError::NotAcked(_))), "{first:?}");
+    remove_log(&path);
+}
+
+#[tokio::test]
+async fn outbox_mode_keeps_accepting_orders_with_kafka_down() {
+    // The relay is off here: what this test shows is the API, not the relay; and a
+    // relay with Kafka down finishes its pass only at its 30 s delivery timeout, which
+    // would outlast the test's bounded stop.
+    let service = start(&[
+        ("KAFKA_BOOTSTRAP_SERVERS", &dead_broker()),
+        ("RELAY_ENABLED", "false"),
+    ])
+    .await;
+
+    let (status, _, body, elapsed) = service.post_order().await;
+    eprintln!("outbox mode, broker down: {status} in {elapsed:?}");
+    assert_eq!(status, 201, "{body}");
+    let order = order_id(&body);
+    assert_eq!(
+        service
+            .count(
+                "SELECT count(*) FROM outbox WHERE aggregate_id = $1::text AND state <> 'SENT' \
+                 AND sent_at IS NULL",
+                order,
+            )
+            .await,
+        1,
+        "the event waits in the outbox"
+    );
+    assert!(
+        direct_publish::read_lines(&service.send_log)
+            .await
+            .expect("no log is an empty log")
+            .is_empty(),
+        "outbox mode writes no send log"
+    );
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_crash_at_a2_loses_the_event_of_a_committed_order() {
+    // The window the outbox closes and direct mode has: committed, not yet logged.
+    let db = TestDatabase::create().await;
+    let topic = create_unique_topic("order-events", 3, 3).await;
+    let send_log = temp_send_log();
+    let port = unused_port();
+    let mut crashing = tokio::process::Command::new(env!("CARGO_BIN_EXE_order-service"))
+        .env_clear()
+        .envs(env_for(
+            &db,
+            &topic,
+            &send_log,
+            &[("PUBLISH_MODE", "direct")],
+        ))
+        .env("PORT", port.to_string())
+        .env("CRASH_AT", "A2")
+        .env("RUST_LOG", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start order-service");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTP client");
+    test_support::eventually("the crashing order-service answers /healthz", || async {
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+    })
+    .await;
+
+    let lost = http
+        .post(format!("{base}/orders"))
+        .header("content-type", "application/json")
+        .body(ORDER)
+        .send()
+        .await;
+    assert!(lost.is_err(), "the process died before answering: {lost:?}");
+    let exit = tokio::time::timeout(Duration::from_secs(10), crashing.wait())
+        .await
+        .expect("the process ends")
+        .expect("exit status");
+    assert!(!exit.success(), "aborted at A2: {exit:?}");
+
+    let pool = db.pool().await;
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")
+        .fetch_one(&pool)
+        .await
+        .expect("count orders");
+    assert_eq!(orders, 1, "the order was committed before the crash");
+    let lines = direct_publish::read_lines(&send_log)
+        .await
+        .expect("send log");
+    assert!(lines.is_empty(), "nothing reached the send log: {lines:?}");
+    // So nothing can bring the event back: the re-push job finds nothing to do.
+    let publisher = DirectPublisher::new(&ensure_stack().kafka_bootstrap_servers, &send_log)
+        .await
+        .expect("publisher");
+    assert_eq!(publisher.repush_once().await.expect("pass").due, 0);
+    let records = read_topic(&topic).await;
+    eprintln!(
+        "crash at A2: 1 order stored, {} events on its topic",
+        records.len()
+    );
+    assert!(records.is_empty(), "the event is lost: {records:?}");
+    pool.close().await;
+    drop(db);
+    remove_log(&send_log);
+}

@@ -69,18 +69,7 @@ pub async fn leader_failover(
     count: usize,
 ) -> Result<Outcome, String> {
     let bootstrap = cluster.bootstrap_servers();
-    let topic = format!("failover-{}-{}", acks_name(acks), std::process::id());
-    kafka_config::create_topic(&bootstrap, &topic, 1, 3)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (leader, followers) = wait_in_sync(&bootstrap, &topic).await?;
-
-    // Idempotence needs acks=all; the acks=1 producer is the unsafe teaching toggle.
-    let producer = drill_producer(&bootstrap, acks)?;
-    // One record while everything is healthy: connections and metadata are warm.
-    send(&producer, &topic, "warm-up")
-        .await
-        .map_err(|e| format!("warm-up send: {e}"))?;
+    let (topic, leader, followers, producer) = prepare(&bootstrap, "failover", 1, acks).await?;
 
     for f in &followers {
         cluster.node("freeze", *f)?;
@@ -90,14 +79,7 @@ pub async fn leader_failover(
     // for the follower until it thaws. Let such fetches expire empty first
     // (`replica.fetch.wait.max.ms` is 500 ms) so only the leader gets the records.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let ids: Vec<String> = (0..count).map(|i| format!("m-{i}")).collect();
-    let results = join_all(ids.iter().map(|id| send(&producer, &topic, id))).await;
-    let acknowledged: HashSet<&str> = ids
-        .iter()
-        .zip(&results)
-        .filter(|(_, r)| r.is_ok())
-        .map(|(id, _)| id.as_str())
-        .collect();
+    let acknowledged = send_all(&producer, &topic, count).await;
 
     // The leader dies with whatever only it had; the followers come back.
     cluster.node("kill", leader)?;
@@ -186,30 +168,12 @@ pub async fn too_few_in_sync_replicas(
     count: usize,
 ) -> Result<Outcome, String> {
     let bootstrap = cluster.bootstrap_servers();
-    let topic = format!("min-isr-{}-{}", acks_name(acks), std::process::id());
-    kafka_config::create_topic(&bootstrap, &topic, 1, 3)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (_leader, followers) = wait_in_sync(&bootstrap, &topic).await?;
-    let producer = drill_producer(&bootstrap, acks)?;
-    send(&producer, &topic, "warm-up")
-        .await
-        .map_err(|e| format!("warm-up send: {e}"))?;
+    let (topic, _leader, followers, producer) = prepare(&bootstrap, "min-isr", 1, acks).await?;
 
     for f in &followers {
         cluster.node("stop", *f)?;
     }
-    let ids: Vec<String> = (0..count).map(|i| format!("m-{i}")).collect();
-    let results = join_all(ids.iter().map(|id| send(&producer, &topic, id))).await;
-    let acknowledged: HashSet<&str> = ids
-        .iter()
-        .zip(&results)
-        .filter(|(_, r)| r.is_ok())
-        .map(|(id, _)| id.as_str())
-        .collect();
-    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
-        eprintln!("[drill] first refusal seen by the producer: {e}");
-    }
+    let acknowledged = send_all(&producer, &topic, count).await;
     for f in &followers {
         cluster.node("start", *f)?;
     }
@@ -267,11 +231,11 @@ pub async fn whole_cluster_kill(cluster: &DrillCluster, count: usize) -> Result<
         eprintln!("[drill] first failure seen by the producer: {e}");
     }
     let attempted = results.len();
-    let acknowledged: HashSet<&str> = ids
-        .iter()
-        .zip(&results)
+    let acknowledged: HashSet<String> = ids
+        .into_iter()
+        .zip(results)
         .filter(|(_, r)| r.is_ok())
-        .map(|(id, _)| id.as_str())
+        .map(|(id, _)| id)
         .collect();
     cluster.run(&["start"])?;
     wait_in_sync(&bootstrap, &topic).await?;
@@ -283,6 +247,42 @@ pub async fn whole_cluster_kill(cluster: &DrillCluster, count: usize) -> Result<
         &acknowledged,
         &copies,
     ))
+}
+
+/// A fresh topic (`partitions`, three replicas, min ISR 2) with every replica in sync,
+/// and a producer with `acks` that has already delivered one warm-up record.
+async fn prepare(
+    bootstrap: &str,
+    prefix: &str,
+    partitions: i32,
+    acks: Acks,
+) -> Result<(String, i32, Vec<i32>, FutureProducer), String> {
+    let topic = format!("{prefix}-{}-{}", acks_name(acks), std::process::id());
+    kafka_config::create_topic(bootstrap, &topic, partitions, 3)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (leader, followers) = wait_in_sync(bootstrap, &topic).await?;
+    let producer = drill_producer(bootstrap, acks)?;
+    // One record while everything is healthy: connections and metadata are warm.
+    send(&producer, &topic, "warm-up")
+        .await
+        .map_err(|e| format!("warm-up send: {e}"))?;
+    Ok((topic, leader, followers, producer))
+}
+
+/// Sends `m-0` .. `m-{count-1}` at once; returns the ids the producer was told are
+/// stored, and prints the first refusal.
+async fn send_all(producer: &FutureProducer, topic: &str, count: usize) -> HashSet<String> {
+    let ids: Vec<String> = (0..count).map(|i| format!("m-{i}")).collect();
+    let results = join_all(ids.iter().map(|id| send(producer, topic, id))).await;
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        eprintln!("[drill] first refusal seen by the producer: {e}");
+    }
+    ids.into_iter()
+        .zip(results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(id, _)| id)
+        .collect()
 }
 
 fn drill_producer(bootstrap: &str, acks: Acks) -> Result<FutureProducer, String> {
@@ -312,7 +312,7 @@ fn outcome(
     drill: &'static str,
     acks: Acks,
     attempted: usize,
-    acknowledged: &HashSet<&str>,
+    acknowledged: &HashSet<String>,
     copies: &HashMap<String, usize>,
 ) -> Outcome {
     Outcome {
@@ -323,7 +323,7 @@ fn outcome(
         read_back: copies.len(),
         lost_acknowledged: acknowledged
             .iter()
-            .filter(|id| !copies.contains_key(**id))
+            .filter(|id| !copies.contains_key(*id))
             .count(),
         duplicates: copies.values().map(|c| c - 1).sum(),
     }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use message_consumer::{ConsumerSettings, MessageConsumer};
 use outbox::Relay;
-use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Shutdown, StartError};
+use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Service, Shutdown, StartError};
 
 use crate::api::{self, ApiState};
 use crate::direct_publish::DirectPublisher;
@@ -17,10 +17,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A built, not yet running, order-service.
 #[derive(Debug)]
 pub struct App {
-    server: HttpServer,
-    infra: Infrastructure,
-    shutdown: Shutdown,
-    tasks: BackgroundTasks,
+    service: Service,
 }
 
 impl App {
@@ -105,29 +102,22 @@ impl App {
         });
         let router = Router::new().merge(api).merge(infra.readiness_router());
         let server = HttpServer::bind(config.infra.listen_addr, router, shutdown.clone()).await?;
-        Ok(Self {
-            server,
-            infra,
-            shutdown,
-            tasks,
-        })
+        let service = Service::new("order-service", server, tasks, infra.pool, shutdown);
+        Ok(Self { service })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.server.local_addr()
+        self.service.local_addr()
     }
 
     /// The switch that stops the running app (tests use it instead of a signal).
     pub fn shutdown_handle(&self) -> Shutdown {
-        self.shutdown.clone()
+        self.service.shutdown_handle()
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown switch; then lets the relay finish
     /// its pass and flush, the consumer commit what it applied, and closes the pool.
     pub async fn run_until_stopped(self) {
-        self.server.serve().await;
-        self.tasks.join().await;
-        self.infra.pool.close().await;
-        tracing::info!("order-service stopped");
+        self.service.run_until_stopped().await;
     }
 }

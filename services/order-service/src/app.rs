@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use message_consumer::{ConsumerSettings, MessageConsumer};
 use outbox::Relay;
-use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Service, Shutdown, StartError};
+use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Shutdown, StartError};
 
 use crate::api::{self, ApiState};
 use crate::direct_publish::DirectPublisher;
@@ -17,7 +17,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A built, not yet running, order-service.
 #[derive(Debug)]
 pub struct App {
-    service: Service,
+    server: HttpServer,
+    infra: Infrastructure,
+    shutdown: Shutdown,
+    tasks: BackgroundTasks,
 }
 
 impl App {
@@ -102,22 +105,29 @@ impl App {
         });
         let router = Router::new().merge(api).merge(infra.readiness_router());
         let server = HttpServer::bind(config.infra.listen_addr, router, shutdown.clone()).await?;
-        let service = Service::new("order-service", server, tasks, infra.pool, shutdown);
-        Ok(Self { service })
+        Ok(Self {
+            server,
+            infra,
+            shutdown,
+            tasks,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.service.local_addr()
+        self.server.local_addr()
     }
 
     /// The switch that stops the running app (tests use it instead of a signal).
     pub fn shutdown_handle(&self) -> Shutdown {
-        self.service.shutdown_handle()
+        self.shutdown.clone()
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown switch; then lets the relay finish
     /// its pass and flush, the consumer commit what it applied, and closes the pool.
     pub async fn run_until_stopped(self) {
-        self.service.run_until_stopped().await;
+        self.server.serve().await;
+        self.tasks.join().await;
+        self.infra.pool.close().await;
+        tracing::info!("order-service stopped");
     }
 }

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use inbox::FastPath;
 use message_consumer::{ConsumerSettings, MessageConsumer};
 use outbox::Relay;
-use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Service, Shutdown, StartError};
+use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Shutdown, StartError};
 
 use crate::provider::PaymentProvider;
 use crate::{Config, Payments, Stats, StatsSnapshot};
@@ -20,7 +20,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// A built, not yet running, payment-service.
 #[derive(Debug)]
 pub struct App {
-    service: Service,
+    server: HttpServer,
+    infra: Infrastructure,
+    shutdown: Shutdown,
+    tasks: BackgroundTasks,
     fast_path: Option<FastPath>,
     stats: Arc<Stats>,
 }
@@ -121,21 +124,23 @@ impl App {
             .merge(infra.readiness_router())
             .merge(stats_route);
         let server = HttpServer::bind(config.infra.listen_addr, router, shutdown.clone()).await?;
-        let service = Service::new("payment-service", server, tasks, infra.pool, shutdown);
         Ok(Self {
-            service,
+            server,
+            infra,
+            shutdown,
+            tasks,
             fast_path,
             stats,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.service.local_addr()
+        self.server.local_addr()
     }
 
     /// The switch that stops the running app (tests use it instead of a signal).
     pub fn shutdown_handle(&self) -> Shutdown {
-        self.service.shutdown_handle()
+        self.shutdown.clone()
     }
 
     /// The Redis fast path (`None` when `DEDUP_FAST_PATH=false`); its `stats()` say how
@@ -152,7 +157,10 @@ impl App {
     /// Serves until SIGINT/SIGTERM or the shutdown switch; then lets the consumer finish
     /// the message in hand and commit, the relay flush, and closes the pool.
     pub async fn run_until_stopped(self) {
-        self.service.run_until_stopped().await;
+        self.server.serve().await;
+        self.tasks.join().await;
+        self.infra.pool.close().await;
+        tracing::info!("payment-service stopped");
     }
 }
 

@@ -7,7 +7,6 @@ mod database;
 mod exit;
 mod infrastructure;
 mod server;
-mod service;
 mod shutdown;
 mod tasks;
 
@@ -18,7 +17,6 @@ pub use database::{DatabaseError, connect_and_migrate};
 pub use exit::exit_on_error;
 pub use infrastructure::Infrastructure;
 pub use server::HttpServer;
-pub use service::Service;
 pub use shutdown::{Shutdown, shutdown_signal};
 pub use tasks::BackgroundTasks;
 

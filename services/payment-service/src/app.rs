@@ -159,7 +159,7 @@ impl App {
     pub async fn run_until_stopped(self) {
         self.server.serve().await;
         self.tasks.join().await;
-        self.infra.pool.close().await;
+        self.infra.close().await;
         tracing::info!("payment-service stopped");
     }
 }

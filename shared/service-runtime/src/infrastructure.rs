@@ -35,6 +35,17 @@ impl Infrastructure {
         })
     }
 
+    /// Closes the pool at the end of a stop. Bounded: a connection still held by a loop
+    /// that did not stop in time must not hang the process's exit.
+    pub async fn close(&self) {
+        if tokio::time::timeout(std::time::Duration::from_secs(5), self.pool.close())
+            .await
+            .is_err()
+        {
+            tracing::error!("database pool did not close within 5s; exiting anyway");
+        }
+    }
+
     /// The reliable producer (acks=all, idempotent) on this cluster.
     pub fn reliable_producer(&self) -> Result<rdkafka::producer::FutureProducer, StartError> {
         kafka_config::ProducerSettings::reliable(&self.kafka_bootstrap_servers)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-/// How long shutdown waits for a loop to finish its work in hand.
+/// How long shutdown waits, in all, for the loops to finish their work in hand.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
@@ -18,13 +18,15 @@ impl BackgroundTasks {
         self.tasks.push((name, tokio::spawn(task)));
     }
 
-    /// Waits for every loop (each stops on the shared `Shutdown`), bounded.
+    /// Waits for every loop (each stops on the shared `Shutdown`), all of them within one
+    /// deadline, so a service's stop is bounded however many loops it runs.
     pub async fn join(self) {
+        let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
         for (name, handle) in self.tasks {
-            match tokio::time::timeout(JOIN_TIMEOUT, handle).await {
+            match tokio::time::timeout_at(deadline, handle).await {
                 Ok(Ok(())) => tracing::debug!(task = name, "stopped"),
                 Ok(Err(e)) => tracing::error!(task = name, error = %e, "task panicked"),
-                Err(_) => tracing::error!(task = name, "did not stop within {JOIN_TIMEOUT:?}"),
+                Err(_) => tracing::error!(task = name, "did not stop within {JOIN_TIMEOUT:?}; left running"),
             }
         }
     }

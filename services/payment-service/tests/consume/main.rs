@@ -3,6 +3,7 @@
 //! fast path in front of the inbox (docs/en/04-consume.md, docs/en/06-idempotency.md).
 
 mod concurrent_delivery;
+mod crash_points;
 mod duplicate_delivery;
 mod fast_path;
 mod poison;

@@ -18,25 +18,25 @@ use test_support::{
 };
 use uuid::Uuid;
 
-/// A running payment-service and what the test needs to feed and inspect it.
-pub struct Service {
+/// What a test needs to feed payment-service and inspect its effects: its database, a
+/// one-partition `OrderCreated` topic, a producer, and the environment to start the
+/// service with (in-process with [`Service::start`], or as a process).
+pub struct Fixture {
     pub pool: PgPool,
     /// `ORDER_EVENTS_TOPIC`: one partition, so the events are handled in the order
     /// they were published and a last "sentinel" event marks the end of the run.
     pub order_topic: String,
     pub payment_topic: String,
     pub group: String,
-    pub fast_path: Option<FastPath>,
-    /// The app's HTTP address (`GET /stats`).
-    pub addr: std::net::SocketAddr,
+    /// The service's variables: the test stack's settings and the names above.
+    pub env: HashMap<String, String>,
     producer: FutureProducer,
-    stop: StopHandle,
     _db: TestDatabase,
 }
 
-impl Service {
-    /// Starts the app with the test stack's settings, overridden by `vars`.
-    pub async fn start(vars: &[(&str, &str)]) -> Self {
+impl Fixture {
+    /// A database, topics and group of the test's own, overridden by `vars`.
+    pub async fn create(vars: &[(&str, &str)]) -> Self {
         let db = TestDatabase::create().await;
         let bootstrap = ensure_stack().kafka_bootstrap_servers.clone();
         // Created here with one partition; `ensure_topics` accepts it as it is and adds
@@ -52,11 +52,6 @@ impl Service {
         for (name, value) in vars {
             env.insert((*name).to_owned(), (*value).to_owned());
         }
-        let config = Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("config");
-        let app = App::build(config).await.expect("payment-service builds");
-        let fast_path = app.fast_path();
-        let addr = app.local_addr();
-        let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
         let producer = kafka_config::ProducerSettings::reliable(&bootstrap)
             .client_config()
             .create()
@@ -66,11 +61,45 @@ impl Service {
             order_topic,
             payment_topic,
             group,
+            env,
+            producer,
+            _db: db,
+        }
+    }
+}
+
+/// A payment-service running in-process on a [`Fixture`] of its own.
+pub struct Service {
+    pub fast_path: Option<FastPath>,
+    /// The app's HTTP address (`GET /stats`).
+    pub addr: std::net::SocketAddr,
+    stop: StopHandle,
+    // Last: dropped after the app has stopped, it drops the database.
+    fixture: Fixture,
+}
+
+impl std::ops::Deref for Service {
+    type Target = Fixture;
+    fn deref(&self) -> &Fixture {
+        &self.fixture
+    }
+}
+
+impl Service {
+    /// Starts the app with the test stack's settings, overridden by `vars`.
+    pub async fn start(vars: &[(&str, &str)]) -> Self {
+        let fixture = Fixture::create(vars).await;
+        let config =
+            Config::from_lookup(&|k: &str| fixture.env.get(k).cloned()).expect("config");
+        let app = App::build(config).await.expect("payment-service builds");
+        let fast_path = app.fast_path();
+        let addr = app.local_addr();
+        let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
+        Self {
             fast_path,
             addr,
-            producer,
             stop,
-            _db: db,
+            fixture,
         }
     }
 
@@ -103,7 +132,9 @@ impl Service {
     pub async fn stop(self) {
         self.stop.stop().await;
     }
+}
 
+impl Fixture {
     /// Publishes an `OrderCreated` as order-service's relay would; returns its offset.
     pub async fn publish_order_created(
         &self,

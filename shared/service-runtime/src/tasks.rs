@@ -26,7 +26,10 @@ impl BackgroundTasks {
             match tokio::time::timeout_at(deadline, handle).await {
                 Ok(Ok(())) => tracing::debug!(task = name, "stopped"),
                 Ok(Err(e)) => tracing::error!(task = name, error = %e, "task panicked"),
-                Err(_) => tracing::error!(task = name, "did not stop within {JOIN_TIMEOUT:?}; left running"),
+                Err(_) => tracing::error!(
+                    task = name,
+                    "did not stop within {JOIN_TIMEOUT:?}; left running"
+                ),
             }
         }
     }

@@ -89,8 +89,7 @@ impl Service {
     /// Starts the app with the test stack's settings, overridden by `vars`.
     pub async fn start(vars: &[(&str, &str)]) -> Self {
         let fixture = Fixture::create(vars).await;
-        let config =
-            Config::from_lookup(&|k: &str| fixture.env.get(k).cloned()).expect("config");
+        let config = Config::from_lookup(&|k: &str| fixture.env.get(k).cloned()).expect("config");
         let app = App::build(config).await.expect("payment-service builds");
         let fast_path = app.fast_path();
         let addr = app.local_addr();

@@ -15,6 +15,7 @@ pub mod direct_publish;
 pub mod events;
 mod payment_results;
 
+pub use api::ApiDoc;
 /// Public for tests and drills: they drive the purge one pass at a time.
 pub use api::idempotency;
 pub use app::App;

@@ -1,13 +1,15 @@
-//! order-service starts on its own database, answers health and readiness, and
-//! refuses bad configuration with one clear line.
+//! order-service starts on its own database, answers health and readiness, serves an
+//! OpenAPI document that matches what the API really does, and refuses bad
+//! configuration with one clear line.
+
+use std::net::SocketAddr;
 
 use order_service::{App, Config};
+use serde_json::{Value, json};
 use test_support::{StopHandle, TestDatabase, service_env, unique_name};
 
-#[tokio::test]
-async fn starts_migrates_and_is_ready() {
-    let db = TestDatabase::create().await;
-    let mut env = service_env(&db);
+async fn start(db: &TestDatabase) -> (SocketAddr, StopHandle) {
+    let mut env = service_env(db);
     env.insert("ORDER_EVENTS_TOPIC".into(), unique_name("order-events"));
     env.insert("PAYMENT_EVENTS_TOPIC".into(), unique_name("payment-events"));
     env.insert("CONSUMER_GROUP".into(), unique_name("group"));
@@ -15,11 +17,146 @@ async fn starts_migrates_and_is_ready() {
     let app = App::build(config).await.expect("app builds");
     let addr = app.local_addr();
     let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
+    (addr, stop)
+}
 
+#[tokio::test]
+async fn starts_migrates_and_is_ready() {
+    let db = TestDatabase::create().await;
+    let (addr, stop) = start(&db).await;
     test_support::assert_live_and_ready(addr).await;
     // The service ran its own migrations into its own database.
     let tables = test_support::table_names(&db.pool().await).await;
     assert!(tables.contains(&"orders".to_owned()), "{tables:?}");
+    stop.stop().await;
+}
+
+/// The members a schema of the document says are required.
+fn required(doc: &Value, schema: &str) -> Vec<String> {
+    doc["components"]["schemas"][schema]["required"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{schema}.required in the document"))
+        .iter()
+        .map(|v| v.as_str().expect("a name").to_owned())
+        .collect()
+}
+
+fn assert_has_members(body: &Value, members: &[String], what: &str) {
+    for member in members {
+        assert!(
+            body.get(member).is_some(),
+            "{what}: the document requires `{member}`, the answer lacks it: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_api_it_serves() {
+    let db = TestDatabase::create().await;
+    let (addr, stop) = start(&db).await;
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        async move { http.get(path).send().await.expect("GET") }
+    };
+
+    let doc: Value = get(format!("{base}/openapi.json"))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
+        "{}",
+        doc["openapi"]
+    );
+    // Exactly the routes of `api::router`, with their methods.
+    let mut operations: Vec<String> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("path item")
+                .keys()
+                .map(move |method| format!("{method} {path}"))
+        })
+        .collect();
+    operations.sort();
+    assert_eq!(
+        operations,
+        ["get /orders", "get /orders/{id}", "post /orders"],
+        "documented operations"
+    );
+
+    // The documented example order is accepted, and the answers carry what the
+    // document says they always carry.
+    let example = doc["components"]["schemas"]["CreateOrder"]["example"].clone();
+    assert_eq!(
+        example,
+        json!({"customer_id": "c-1", "amount_minor": 1999, "currency": "EUR"})
+    );
+    let created = http
+        .post(format!("{base}/orders"))
+        .json(&example)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), 201);
+    assert!(created.headers().contains_key("location"), "Location");
+    let order: Value = created.json().await.expect("JSON");
+    assert_has_members(&order, &required(&doc, "OrderView"), "POST /orders 201");
+
+    let id = order["id"].as_str().expect("id").to_owned();
+    let fetched: Value = get(format!("{base}/orders/{id}"))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_has_members(&fetched, &required(&doc, "OrderView"), "GET /orders/{id}");
+    let listed: Value = get(format!("{base}/orders?limit=5"))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_has_members(&listed[0], &required(&doc, "OrderSummary"), "GET /orders");
+
+    // An error answer has the documented problem shape and media type.
+    let missing = get(format!("{base}/orders/{}", uuid::Uuid::now_v7())).await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = missing.json().await.expect("JSON");
+    assert_has_members(&problem, &required(&doc, "ProblemDetails"), "404");
+    let invalid = http
+        .post(format!("{base}/orders"))
+        .json(&json!({"customer_id": "", "amount_minor": 0, "currency": "eur"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(invalid.status(), 422);
+    let problem: Value = invalid.json().await.expect("JSON");
+    assert_has_members(&problem, &required(&doc, "ProblemDetails"), "422");
+    assert_eq!(
+        problem["errors"].as_array().map(Vec::len),
+        Some(3),
+        "{problem}"
+    );
+
+    // Swagger UI and its assets are served from the binary (no CDN, no download).
+    let ui = get(format!("{base}/swagger-ui/")).await;
+    assert_eq!(ui.status(), 200);
+    assert!(ui.text().await.expect("HTML").contains("swagger-ui"));
+    let css = get(format!("{base}/swagger-ui/swagger-ui.css")).await;
+    assert_eq!(css.status(), 200);
+    assert!(
+        css.bytes().await.expect("CSS").len() > 10_000,
+        "the vendored stylesheet"
+    );
+
     stop.stop().await;
 }
 

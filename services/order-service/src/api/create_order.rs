@@ -20,7 +20,8 @@ use crate::direct_publish::{LoggedEvent, PublishError};
 use crate::events::{ORDER_CREATED, OrderCreated, SCHEMA_VERSION};
 
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"customer_id": "c-1", "amount_minor": 1999, "currency": "EUR"}))]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
     pub customer_id: String,
@@ -64,6 +65,36 @@ impl CreateOrder {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/orders",
+    tag = "orders",
+    summary = "Place an order",
+    description = "Stores the order and its OrderCreated event in one transaction (the outbox); \
+        the relay publishes the event. Send an Idempotency-Key to make retries safe.",
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 255 visible ASCII characters, e.g. a UUID made once per order \
+                and sent again on every retry of it. Same key + same body: the first answer \
+                again (Idempotent-Replayed: true). Kept IDEMPOTENCY_RETENTION_HOURS (24).")
+    ),
+    request_body = CreateOrder,
+    responses(
+        (status = 201, description = "Created (or the first answer replayed)", body = super::read_orders::OrderView,
+            headers(("Location" = String, description = "/orders/{id}"),
+                    ("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))),
+        (status = 400, description = "Malformed body or Idempotency-Key", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 409, description = "A request with this key is still in flight; retry after Retry-After",
+            body = super::openapi::ProblemDetails, content_type = "application/problem+json",
+            headers(("Retry-After" = String, description = "seconds"))),
+        (status = 422, description = "Invalid fields (see `errors`), or the key was used with another body",
+            body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable; or, in PUBLISH_MODE=direct, Kafka did not \
+            acknowledge (the order IS stored, its event will be re-pushed)",
+            body = super::openapi::ProblemDetails, content_type = "application/problem+json",
+            headers(("Retry-After" = String, description = "seconds"))),
+    )
+)]
 pub async fn create_order(
     State(state): State<ApiState>,
     method: Method,

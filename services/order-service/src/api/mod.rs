@@ -33,6 +33,7 @@
 mod create_order;
 mod error;
 pub mod idempotency;
+mod openapi;
 mod read_orders;
 
 use std::time::Duration;
@@ -44,6 +45,7 @@ use sqlx::PgPool;
 use crate::direct_publish::DirectPublisher;
 
 pub use error::ApiError;
+pub use openapi::ApiDoc;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -65,4 +67,5 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/orders/{id}", get(read_orders::get_order))
         .with_state(state)
+        .merge(openapi::routes())
 }

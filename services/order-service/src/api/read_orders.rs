@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{ApiError, ApiState};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrderView {
     pub id: Uuid,
     pub customer_id: String,
@@ -22,14 +22,28 @@ pub struct OrderView {
     pub timeline: Vec<TimelineEntry>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
     pub at: DateTime<Utc>,
     pub what: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub detail: Option<serde_json::Value>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    tag = "orders",
+    summary = "An order and its timeline",
+    description = "The order with what happened to it: created, its event published (topic, \
+        partition, offset, attempts), payment succeeded or failed.",
+    params(("id" = Uuid, Path, description = "The order id (from the Location of POST /orders)")),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 404, body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get_order(
     State(state): State<ApiState>,
     Path(id): Path<Uuid>,
@@ -104,8 +118,10 @@ pub async fn load_order(conn: &mut PgConnection, id: Uuid) -> Result<OrderView, 
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// How many orders, newest first: 1 to 200 (default 20).
     #[serde(default = "default_limit")]
     pub limit: i64,
 }
@@ -114,7 +130,7 @@ fn default_limit() -> i64 {
     20
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrderSummary {
     pub id: Uuid,
     pub status: String,
@@ -123,6 +139,14 @@ pub struct OrderSummary {
     pub created_at: DateTime<Utc>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/orders",
+    tag = "orders",
+    summary = "Recent orders, newest first",
+    params(ListQuery),
+    responses((status = 200, body = Vec<OrderSummary>))
+)]
 pub async fn list_orders(
     State(state): State<ApiState>,
     Query(query): Query<ListQuery>,

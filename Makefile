@@ -53,6 +53,11 @@ lint: ## fmt check + clippy -D warnings + shellcheck-style syntax check of the s
 reconcile: ## Count accepted orders, events in Kafka, deliveries, payments: lost / double-applied (exit 1 if any)
 	@cargo run -q -p reconcile
 
+.PHONY: drills
+drills: infra-up ## The failure matrix: crash points, rebalance, outages, poison, with unsafe toggles (FILTER=<name part>)
+	cargo build -q -p order-service -p payment-service -p failure-drills
+	./target/debug/failure-drills $(FILTER)
+
 .PHONY: drills-replication
 drills-replication: deps ## Store-stage drills on a 3-node cluster of their own: acks=1 vs acks=all on leader failover
 	cargo run -q -p drills --bin replication-drills

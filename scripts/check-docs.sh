@@ -3,7 +3,8 @@
 #  - a page exists in docs/en but not in docs/zh (or the other way round),
 #  - a page does not end with its "Run it:" (en) / "运行：" (zh) section,
 #  - a doc page or the README names a `make` target the Makefile lacks,
-#  - a doc page or the README names a repository path that does not exist.
+#  - a doc page or the README names a repository path that does not exist,
+#  - a doc page names a Rust symbol (`Type::method`, `crate::function`) the code lacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail=0
@@ -29,7 +30,46 @@ done < <(grep -ohE '`make [a-z][a-z_-]*' "${files[@]}" | awk '{print $2}' | sort
 while read -r path; do
   path=${path%%[:#]*}
   [ -e "$path" ] || err "path '$path' is named in the docs but does not exist"
-done < <(grep -ohE '`(services|shared|infra|load-tests|docs|scripts|tests|\.ci)/[A-Za-z0-9_./*-]*`' "${files[@]}" | tr -d '`' | grep -v '\*' | sort -u)
+done < <(grep -ohE '`(services|shared|tools|infra|load-tests|docs|scripts|tests|\.ci)/[A-Za-z0-9_./*-]*`' "${files[@]}" | tr -d '`' | grep -v '\*' | sort -u)
+
+# Code symbols: `A::b` (or `a::b::c`) in backticks. The first segment must be a type,
+# trait, module or crate of the workspace; the last must be defined in the sources (a fn,
+# type, const, module) or, for enum variants and associated items, appear in a file
+# that defines the first segment.
+python3 - "${files[@]}" <<'PY' || fail=1
+import pathlib, re, sys
+sources = {}
+for root in ("services", "shared", "tools", "tests"):
+    for f in pathlib.Path(root).rglob("*.rs"):
+        if "target" not in f.parts:
+            sources[f] = f.read_text(errors="replace")
+crates = {p.parent.name.replace("-", "_") for p in pathlib.Path(".").glob("*/*/Cargo.toml")}
+crates |= {"rdkafka", "sqlx", "tokio", "axum", "serde", "serde_json", "redis", "std", "utoipa",
+           "opentelemetry", "tracing", "tracing_opentelemetry", "metrics", "reqwest", "uuid", "chrono"}
+def defines(name):
+    pat = re.compile(r"\b(fn|struct|enum|trait|type|const|static|mod)\s+" + re.escape(name) + r"\b")
+    return [f for f, text in sources.items() if pat.search(text)]
+bad = 0
+for page in sys.argv[1:]:
+    text = pathlib.Path(page).read_text()
+    for sym in sorted(set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)+)(?:\(\))?`", text))):
+        first, last = sym.split("::")[0], sym.split("::")[-1]
+        if first in crates and first not in {c for c in crates if c[0].isupper()}:
+            if first not in {p.parent.name.replace("-", "_") for p in pathlib.Path(".").glob("*/*/Cargo.toml")}:
+                continue  # an external crate: not ours to check
+            homes = [f for f in sources if f.parts[1].replace("-", "_") == first]
+        else:
+            homes = defines(first)
+        if not homes:
+            print(f"docs check: {page} names `{sym}`, but `{first}` is not a type, module or crate of the workspace", file=sys.stderr)
+            bad = 1
+            continue
+        if defines(last) or any(re.search(r"\b" + re.escape(last) + r"\b", sources[f]) for f in homes):
+            continue
+        print(f"docs check: {page} names `{sym}`, but `{last}` is not in the code", file=sys.stderr)
+        bad = 1
+sys.exit(bad)
+PY
 
 [ "$fail" -eq 0 ] && echo "docs check: $(ls docs/en/*.md | wc -l) pages in en and zh, make targets and paths all exist"
 exit "$fail"

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use inbox::FastPath;
-use message_consumer::{ConsumerSettings, MessageConsumer};
+use message_consumer::{ConsumerSettings, MessageConsumer, OffsetCommit};
 use outbox::Relay;
 use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Shutdown, StartError};
 
@@ -90,17 +90,21 @@ impl App {
             payment_events_topic: config.payment_events_topic.clone(),
             fast_path: fast_path.clone(),
             dedup_ttl: config.dedup_ttl,
+            inbox_off: config.unsafe_toggles.inbox_off,
             stats: Arc::clone(&stats),
         };
-        let consumer = MessageConsumer::new(
-            ConsumerSettings::new(
-                &infra.kafka_bootstrap_servers,
-                &config.consumer_group,
-                &config.order_events_topic,
-            ),
-            handler,
-        )
-        .map_err(|e| StartError::Client {
+        if config.unsafe_toggles.inbox_off
+            || config.unsafe_toggles.offset_commit != OffsetCommit::AfterEffect
+        {
+            tracing::warn!(toggles = ?config.unsafe_toggles, "UNSAFE teaching toggles on: messages can be lost or applied twice");
+        }
+        let mut settings = ConsumerSettings::new(
+            &infra.kafka_bootstrap_servers,
+            &config.consumer_group,
+            &config.order_events_topic,
+        );
+        settings.offset_commit = config.unsafe_toggles.offset_commit;
+        let consumer = MessageConsumer::new(settings, handler).map_err(|e| StartError::Client {
             variable: "KAFKA_BOOTSTRAP_SERVERS",
             reason: e.to_string(),
         })?;

@@ -38,6 +38,19 @@ pub struct Config {
     /// an event id before the purge forgets it. Should be at least the order topic's
     /// `retention.ms` (checked at start-up, see `retention.rs`).
     pub dedup_retention: Duration,
+    /// Teaching toggles for the failure drills (docs/en/09-failure-matrix.md), safe by
+    /// default; each unsafe value removes one defence so a drill can show what it buys.
+    pub unsafe_toggles: UnsafeToggles,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnsafeToggles {
+    /// `DEDUP_INBOX` (default true). `false`: no inbox record, no inbox check — a
+    /// redelivered event reaches the provider and the payment insert again, and only
+    /// the business key `UNIQUE(order_id)` stands in the way.
+    pub inbox_off: bool,
+    /// `CONSUMER_OFFSET_COMMIT` (`after-effect`, default, or `before-effect`).
+    pub offset_commit: message_consumer::OffsetCommit,
 }
 
 impl Config {
@@ -91,6 +104,14 @@ impl Config {
             dedup_fast_path: parse_var(lookup, "DEDUP_FAST_PATH", true)?,
             dedup_ttl: Duration::from_secs(dedup_ttl_secs),
             dedup_retention: Duration::from_secs(dedup_retention_hours.saturating_mul(3600)),
+            unsafe_toggles: UnsafeToggles {
+                inbox_off: !parse_var(lookup, "DEDUP_INBOX", true)?,
+                offset_commit: parse_var(
+                    lookup,
+                    "CONSUMER_OFFSET_COMMIT",
+                    message_consumer::OffsetCommit::AfterEffect,
+                )?,
+            },
         })
     }
 }

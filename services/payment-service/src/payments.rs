@@ -45,6 +45,8 @@ pub struct Payments {
     pub fast_path: Option<FastPath>,
     /// `DEDUP_TTL_SECS`: how long the fast path remembers an applied event id.
     pub dedup_ttl: Duration,
+    /// `DEDUP_INBOX=false`, an unsafe teaching toggle: skip the inbox entirely.
+    pub inbox_off: bool,
     /// Where each outcome is counted, per defence layer (`GET /stats`).
     pub stats: Arc<Stats>,
 }
@@ -93,10 +95,14 @@ impl Payments {
         event_id: Uuid,
         order: &OrderCreated,
     ) -> Result<(), HandleError> {
-        let first =
+        let first = if self.inbox_off {
+            // The unsafe toggle: every delivery looks like the first one.
+            Some(self.pool.begin().await.map_err(transient)?)
+        } else {
             inbox::begin_first_delivery(&self.pool, &self.consumer_group, event_id, message.into())
                 .await
-                .map_err(transient)?;
+                .map_err(transient)?
+        };
         let Some(mut tx) = first else {
             tracing::info!(%event_id, order_id = %order.order_id, "duplicate OrderCreated suppressed by the inbox");
             self.stats.duplicate_inbox();

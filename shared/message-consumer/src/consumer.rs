@@ -23,6 +23,35 @@ pub struct ConsumerSettings {
     pub dead_letter_topic: String,
     /// Cap of the exponential backoff between retries of a transient failure.
     pub max_backoff: Duration,
+    /// When the offset is committed: after the effect (safe, the default) or before it
+    /// (an unsafe teaching toggle, `CONSUMER_OFFSET_COMMIT=before-effect`).
+    pub offset_commit: OffsetCommit,
+}
+
+/// The consume stage's one decision: commit the offset before or after the effect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OffsetCommit {
+    /// Store the offset only once the effect is durable: a crash re-delivers, the
+    /// inbox absorbs the duplicate. At-least-once.
+    #[default]
+    AfterEffect,
+    /// UNSAFE, for the failure drills only: commit the offset (synchronously) as soon
+    /// as the message arrives, then apply it. A crash in between skips the message for
+    /// good: at-most-once, the loss the study note warns about.
+    BeforeEffect,
+}
+
+impl std::str::FromStr for OffsetCommit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "after-effect" => Ok(Self::AfterEffect),
+            "before-effect" => Ok(Self::BeforeEffect),
+            other => Err(format!(
+                "expected after-effect or before-effect (unsafe), got {other:?}"
+            )),
+        }
+    }
 }
 
 impl ConsumerSettings {
@@ -34,6 +63,7 @@ impl ConsumerSettings {
             topics: vec![topic.to_owned()],
             dead_letter_topic: kafka_config::dead_letter_topic(topic),
             max_backoff: Duration::from_secs(30),
+            offset_commit: OffsetCommit::AfterEffect,
         }
     }
 }
@@ -132,6 +162,17 @@ impl<H: Handler> MessageConsumer<H> {
             Ok(received) => ReceivedMessage::from_borrowed(&received?),
         };
         self.counters.consumed();
+        if self.settings.offset_commit == OffsetCommit::BeforeEffect {
+            // The unsafe toggle: the group now believes this message is done.
+            let mut done = rdkafka::TopicPartitionList::new();
+            done.add_partition_offset(
+                &message.topic,
+                message.partition,
+                rdkafka::Offset::Offset(message.offset + 1),
+            )?;
+            self.consumer
+                .commit(&done, rdkafka::consumer::CommitMode::Sync)?;
+        }
         let Some(outcome) = self.process(&message, shutdown).await else {
             return Ok(None);
         };

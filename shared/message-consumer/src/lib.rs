@@ -19,6 +19,6 @@ mod counters;
 mod message;
 pub mod replay;
 
-pub use consumer::{ConsumerSettings, MessageConsumer, Processed};
+pub use consumer::{ConsumerSettings, MessageConsumer, OffsetCommit, Processed};
 pub use counters::{LoopCounters, LoopCounts};
 pub use message::{EventHeaders, HandleError, Handler, ReceivedMessage};

@@ -43,6 +43,7 @@ async fn twenty_concurrent_deliveries_of_one_event_apply_one_payment() {
         payment_events_topic: svc.payment_topic.clone(),
         fast_path: None,
         dedup_ttl: Duration::from_secs(60),
+        inbox_off: false,
         stats: Default::default(),
     });
 

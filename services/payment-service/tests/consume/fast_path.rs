@@ -118,6 +118,7 @@ async fn an_attempt_that_rolls_back_is_not_remembered_so_its_retry_applies() {
         payment_events_topic: svc.payment_topic.clone(),
         fast_path: svc.fast_path.clone(),
         dedup_ttl: Duration::from_secs(60),
+        inbox_off: false,
         stats: Default::default(),
     };
 

@@ -1,0 +1,225 @@
+//! Every drill × configuration of the matrix, in the order of the docs' table.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::drills::{self, Target};
+use crate::load::ClientRetry;
+use crate::{DrillError, Row};
+
+type RowFuture = Pin<Box<dyn Future<Output = Result<Row, DrillError>> + Send>>;
+
+/// A drill not yet run: its name for progress lines, and how to run it.
+pub struct Entry {
+    pub name: &'static str,
+    pub configuration: &'static str,
+    pub run: fn() -> RowFuture,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, self.configuration)
+    }
+}
+
+const A1: &str = "A1: API crash after commit, before the answer";
+const A2: &str = "API crash right after the order's commit";
+const R1: &str = "R1: relay crash after claim, before send";
+const R2: &str = "R2: relay crash after send, before mark-sent";
+const C1: &str = "C1: consumer crash inside its transaction";
+const C2: &str = "C2: consumer crash after its effect, before the offset";
+
+pub fn all() -> Vec<Entry> {
+    vec![
+        Entry {
+            name: A1,
+            configuration: "safe",
+            run: || {
+                Box::pin(drills::crash_point(
+                    A1,
+                    "safe",
+                    Target::OrderService,
+                    "A1",
+                    &[],
+                    &[],
+                    ClientRetry::SameKey,
+                ))
+            },
+        },
+        Entry {
+            name: A1,
+            configuration: "unsafe: client retries without Idempotency-Key",
+            run: || {
+                Box::pin(drills::crash_point(
+                    A1,
+                    "unsafe: client retries without Idempotency-Key",
+                    Target::OrderService,
+                    "A1",
+                    &[],
+                    &[],
+                    ClientRetry::WithoutKey,
+                ))
+            },
+        },
+        Entry {
+            name: A2,
+            configuration: "safe (outbox: crash at A1)",
+            run: || {
+                Box::pin(drills::crash_point(
+                    A2,
+                    "safe (outbox: crash at A1)",
+                    Target::OrderService,
+                    "A1",
+                    &[],
+                    &[],
+                    ClientRetry::SameKey,
+                ))
+            },
+        },
+        Entry {
+            name: A2,
+            configuration: "unsafe: no outbox, send after commit (PUBLISH_MODE=direct, crash at A2)",
+            run: || {
+                Box::pin(drills::crash_point(
+                    A2,
+                    "unsafe: no outbox, send after commit (PUBLISH_MODE=direct, crash at A2)",
+                    Target::OrderService,
+                    "A2",
+                    &[("PUBLISH_MODE", "direct")],
+                    &[],
+                    ClientRetry::SameKey,
+                ))
+            },
+        },
+        Entry {
+            name: R1,
+            configuration: "safe",
+            run: || {
+                Box::pin(drills::crash_point(
+                    R1,
+                    "safe",
+                    Target::OrderService,
+                    "R1",
+                    &[],
+                    &[],
+                    ClientRetry::SameKey,
+                ))
+            },
+        },
+        Entry {
+            name: R2,
+            configuration: "safe",
+            run: || {
+                Box::pin(drills::crash_point(
+                    R2,
+                    "safe",
+                    Target::OrderService,
+                    "R2",
+                    &[],
+                    &[],
+                    ClientRetry::SameKey,
+                ))
+            },
+        },
+        Entry {
+            name: C1,
+            configuration: "safe",
+            run: || {
+                Box::pin(drills::crash_point(
+                    C1,
+                    "safe",
+                    Target::PaymentService,
+                    "C1",
+                    &[],
+                    &[],
+                    ClientRetry::SameKey,
+                ))
+            },
+        },
+        Entry {
+            name: C1,
+            configuration: "unsafe: offset committed before the effect",
+            run: || {
+                Box::pin(drills::crash_point(
+                    C1,
+                    "unsafe: offset committed before the effect",
+                    Target::PaymentService,
+                    "C1",
+                    &[],
+                    &[("CONSUMER_OFFSET_COMMIT", "before-effect")],
+                    ClientRetry::SameKey,
+                ))
+            },
+        },
+        Entry {
+            name: C2,
+            configuration: "safe",
+            run: || {
+                Box::pin(drills::crash_point(
+                    C2,
+                    "safe",
+                    Target::PaymentService,
+                    "C2",
+                    &[],
+                    &[],
+                    ClientRetry::SameKey,
+                ))
+            },
+        },
+        Entry {
+            name: C2,
+            configuration: "unsafe: no dedup (inbox and Redis off)",
+            run: || {
+                Box::pin(drills::crash_point(
+                    C2,
+                    "unsafe: no dedup (inbox and Redis off)",
+                    Target::PaymentService,
+                    "C2",
+                    &[],
+                    &[("DEDUP_INBOX", "false"), ("DEDUP_FAST_PATH", "false")],
+                    ClientRetry::SameKey,
+                ))
+            },
+        },
+        Entry {
+            name: R2,
+            configuration: "unsafe: no dedup (inbox and Redis off)",
+            run: || {
+                Box::pin(drills::crash_point(
+                    R2,
+                    "unsafe: no dedup (inbox and Redis off)",
+                    Target::OrderService,
+                    "R2",
+                    &[],
+                    &[("DEDUP_INBOX", "false"), ("DEDUP_FAST_PATH", "false")],
+                    ClientRetry::SameKey,
+                ))
+            },
+        },
+        Entry {
+            name: "rebalance",
+            configuration: "safe",
+            run: || Box::pin(drills::rebalance()),
+        },
+        Entry {
+            name: "payment database down",
+            configuration: "safe",
+            run: || Box::pin(drills::payment_database_down()),
+        },
+        Entry {
+            name: "Redis down",
+            configuration: "safe",
+            run: || Box::pin(drills::redis_down()),
+        },
+        Entry {
+            name: "poison messages",
+            configuration: "safe",
+            run: || Box::pin(drills::poison_messages()),
+        },
+        Entry {
+            name: "payment provider failing",
+            configuration: "safe",
+            run: || Box::pin(drills::payment_provider_failing()),
+        },
+    ]
+}

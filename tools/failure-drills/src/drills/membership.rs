@@ -1,0 +1,52 @@
+//! Rebalance: a second consumer joins the group mid-stream and the first one leaves
+//! (SIGTERM, a graceful stop), while orders keep flowing. Partitions move twice; a
+//! message in hand or an offset not yet committed at the hand-over is where a loss or
+//! a double application would come from.
+
+use std::time::Duration;
+
+use crate::load::{ClientRetry, place_orders};
+use crate::process::ServiceProcess;
+use crate::{DrillEnv, DrillError, Row, settle};
+
+use super::{CLIENT_PATIENCE, ORDERS, QUIET};
+
+pub async fn rebalance() -> Result<Row, DrillError> {
+    let env = DrillEnv::create(None).await?;
+    let mut first = ServiceProcess::spawn("payment-service", &env.payment_service_env(), None)?;
+    first.wait_serving().await?;
+    let mut order = ServiceProcess::spawn("order-service", &env.order_service_env(), None)?;
+    order.wait_serving().await?;
+
+    let base = order.base_url.clone();
+    // Three times the usual load, so the stream is still running at both hand-overs.
+    let load = tokio::spawn(async move {
+        place_orders(&base, 3 * ORDERS, ClientRetry::SameKey, CLIENT_PATIENCE).await
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut second = ServiceProcess::spawn("payment-service", &env.payment_service_env(), None)?;
+    second.wait_serving().await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    first.stop().await;
+
+    let client = load
+        .await
+        .map_err(|e| DrillError::Unexpected(e.to_string()))??;
+    settle(&env, QUIET).await?;
+    let report = env.reconcile().await?;
+    let stats = crate::payment_stats(&second.base_url).await;
+    second.stop().await;
+    order.stop().await;
+    let mut row = Row::new(
+        "rebalance: a consumer joins, another leaves",
+        "safe",
+        report,
+    );
+    row.payment_stats = stats;
+    row.note = format!(
+        "client: {} placed; {}",
+        client.placed,
+        crate::matrix::summary(&row.report)
+    );
+    Ok(row)
+}

@@ -1,0 +1,137 @@
+//! A dependency goes away for a while under load: the payment database (retries,
+//! no offset stored, no loss), Redis (the fast path is off, the inbox still decides),
+//! the payment provider (an external call retried with its idempotency key).
+
+use std::time::Duration;
+
+use crate::load::{ClientRetry, place_orders};
+use crate::process::ServiceProcess;
+use crate::proxy::CuttableProxy;
+use crate::{DrillEnv, DrillError, Row, settle};
+
+use super::{CLIENT_PATIENCE, ORDERS, QUIET};
+
+/// The payment database unreachable for 8 s in the middle of the stream.
+pub async fn payment_database_down() -> Result<Row, DrillError> {
+    let mut env = DrillEnv::create(None).await?;
+    let proxy = CuttableProxy::start(env.postgres_address()).await?;
+    let via_proxy = env.payments_database_url_via(&proxy.listen);
+    env.payment_vars.insert("DATABASE_URL".into(), via_proxy);
+    let (order, payment, client) = run_with_fault(&env, || async {
+        proxy.cut();
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        proxy.restore();
+    })
+    .await?;
+    settle(&env, QUIET).await?;
+    let report = env.reconcile().await?;
+    let stats = crate::payment_stats(&payment.base_url).await;
+    order.stop().await;
+    payment.stop().await;
+    let mut row = Row::new("payment database down for 8 s", "safe", report);
+    row.payment_stats = stats;
+    row.note = format!(
+        "client: {} placed; {}",
+        client,
+        crate::matrix::summary(&row.report)
+    );
+    Ok(row)
+}
+
+/// Redis unreachable for the whole stream, and the consumer crashing after a commit
+/// (C2) on top: the redelivered copy must be caught without the fast path.
+pub async fn redis_down() -> Result<Row, DrillError> {
+    let mut env = DrillEnv::create(None).await?;
+    let proxy = CuttableProxy::start(env.redis_address()).await?;
+    proxy.cut();
+    env.payment_vars
+        .insert("REDIS_URL".into(), format!("redis://{}", proxy.listen));
+    let port = test_support::unused_port();
+    let mut payment = ServiceProcess::spawn_on(
+        port,
+        "payment-service",
+        &env.payment_service_env(),
+        Some("C2"),
+    )?;
+    payment.wait_serving().await?;
+    let mut order = ServiceProcess::spawn("order-service", &env.order_service_env(), None)?;
+    order.wait_serving().await?;
+    let base = order.base_url.clone();
+    let load = tokio::spawn(async move {
+        place_orders(&base, ORDERS, ClientRetry::SameKey, CLIENT_PATIENCE).await
+    });
+    payment.wait_crashed(Duration::from_secs(90)).await?;
+    let mut payment =
+        ServiceProcess::spawn_on(port, "payment-service", &env.payment_service_env(), None)?;
+    payment.wait_serving().await?;
+    let client = load
+        .await
+        .map_err(|e| DrillError::Unexpected(e.to_string()))??;
+    settle(&env, QUIET).await?;
+    let report = env.reconcile().await?;
+    let stats = crate::payment_stats(&payment.base_url).await;
+    order.stop().await;
+    payment.stop().await;
+    let mut row = Row::new("Redis down (and a C2 crash)", "safe", report);
+    row.payment_stats = stats;
+    row.note = format!(
+        "client: {} placed; {}",
+        client.placed,
+        crate::matrix::summary(&row.report)
+    );
+    Ok(row)
+}
+
+/// Half of the provider's calls fail ("unavailable"); the consumer retries with
+/// backoff, and the provider's idempotency key keeps the charges at one per order.
+pub async fn payment_provider_failing() -> Result<Row, DrillError> {
+    let mut env = DrillEnv::create(None).await?;
+    env.payment_vars
+        .insert("PROVIDER_FAILURE_RATE".into(), "0.5".into());
+    let (order, payment, client) = run_with_fault(&env, || async {}).await?;
+    settle(&env, QUIET).await?;
+    let report = env.reconcile().await?;
+    let stats = crate::payment_stats(&payment.base_url).await;
+    order.stop().await;
+    payment.stop().await;
+    let pool = env.payments_pool().await;
+    let (charges, calls): (i64, Option<i64>) =
+        sqlx::query_as("SELECT count(*), sum(calls)::bigint FROM provider_charges")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| DrillError::Unexpected(e.to_string()))?;
+    let mut row = Row::new("payment provider failing half its calls", "safe", report);
+    row.payment_stats = stats;
+    row.note = format!(
+        "client: {client} placed; consumer retries: {}; provider: {charges} charges for {} successful calls; {}",
+        row.payment_stats.retried,
+        calls.unwrap_or(0),
+        crate::matrix::summary(&row.report)
+    );
+    Ok(row)
+}
+
+/// Starts both services, runs the load and, a third of the way in, `fault`.
+async fn run_with_fault<F, Fut>(
+    env: &DrillEnv,
+    fault: F,
+) -> Result<(ServiceProcess, ServiceProcess, u64), DrillError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut payment = ServiceProcess::spawn("payment-service", &env.payment_service_env(), None)?;
+    payment.wait_serving().await?;
+    let mut order = ServiceProcess::spawn("order-service", &env.order_service_env(), None)?;
+    order.wait_serving().await?;
+    let base = order.base_url.clone();
+    let load = tokio::spawn(async move {
+        place_orders(&base, ORDERS, ClientRetry::SameKey, CLIENT_PATIENCE).await
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    fault().await;
+    let client = load
+        .await
+        .map_err(|e| DrillError::Unexpected(e.to_string()))??;
+    Ok((order, payment, client.placed))
+}

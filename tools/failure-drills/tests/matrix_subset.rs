@@ -1,0 +1,70 @@
+//! A representative subset of the failure matrix, with assertions: the safe
+//! configuration loses nothing and applies nothing twice; each unsafe toggle shows its
+//! hazard where the drill makes it deterministic (the crash hits the first order).
+//!
+//! The drills start `order-service` and `payment-service` from `target/debug/`:
+//! `make test` (`cargo test --workspace`) builds them first. Alone, run
+//! `cargo build -p order-service -p payment-service` before this test.
+
+use failure_drills::catalogue;
+use failure_drills::{DrillError, Row};
+
+async fn run(name_prefix: &str, configuration_prefix: &str) -> Row {
+    let entry = catalogue::all()
+        .into_iter()
+        .find(|e| {
+            e.name.starts_with(name_prefix) && e.configuration.starts_with(configuration_prefix)
+        })
+        .unwrap_or_else(|| panic!("no drill {name_prefix} / {configuration_prefix}"));
+    let row: Result<Row, DrillError> = (entry.run)().await;
+    let row = row.unwrap_or_else(|e| panic!("{entry:?}: {e}"));
+    eprintln!(
+        "{}",
+        failure_drills::matrix::plain(std::slice::from_ref(&row))
+    );
+    row
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_loses_nothing_when_the_offset_follows_the_effect_and_loses_the_order_when_it_precedes_it()
+ {
+    let safe = run("C1", "safe").await;
+    assert_eq!((safe.lost(), safe.double_applied()), (0, 0), "{safe:?}");
+    assert_eq!(safe.report.applied, safe.report.accepted);
+
+    let committed_first = run("C1", "unsafe").await;
+    assert!(
+        committed_first.lost() >= 1,
+        "the message in hand at the crash was already committed: {committed_first:?}"
+    );
+    assert_eq!(committed_first.double_applied(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r2_publishes_duplicates_that_the_inbox_suppresses() {
+    let row = run("R2", "safe").await;
+    assert_eq!((row.lost(), row.double_applied()), (0, 0), "{row:?}");
+    assert!(
+        row.report.published_duplicate_copies >= 1,
+        "the crash between send and mark-sent re-sends: {row:?}"
+    );
+    // Every copy that reached payment-service was caught by a layer.
+    assert!(
+        row.report.duplicates_suppressed_by_inbox + row.payment_stats.suppressed_redis
+            >= row.report.published_duplicate_copies,
+        "{row:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a1_retried_with_its_key_is_one_order_and_without_it_two() {
+    let safe = run("A1", "safe").await;
+    assert_eq!((safe.lost(), safe.double_applied()), (0, 0), "{safe:?}");
+
+    let without_key = run("A1", "unsafe").await;
+    assert_eq!(
+        without_key.orders_doubled_by_retries, 1,
+        "the order whose answer was lost is placed again: {without_key:?}"
+    );
+    assert_eq!(without_key.lost(), 0);
+}

@@ -202,6 +202,21 @@ pub fn all() -> Vec<Entry> {
             run: || Box::pin(drills::rebalance()),
         },
         Entry {
+            name: "Kafka cluster down",
+            configuration: "safe (outbox)",
+            run: || Box::pin(drills::broker_down("safe (outbox)", false)),
+        },
+        Entry {
+            name: "Kafka cluster down",
+            configuration: "safe: PUBLISH_MODE=direct (send log, re-push)",
+            run: || {
+                Box::pin(drills::broker_down(
+                    "safe: PUBLISH_MODE=direct (send log, re-push)",
+                    true,
+                ))
+            },
+        },
+        Entry {
             name: "payment database down",
             configuration: "safe",
             run: || Box::pin(drills::payment_database_down()),

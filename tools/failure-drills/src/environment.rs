@@ -76,6 +76,9 @@ impl DrillEnv {
 
     pub fn order_service_env(&self) -> HashMap<String, String> {
         let mut env = self.common(&self.orders_db.url, &self.order_group);
+        // Direct mode's send log, of this drill only (a restarted process re-reads it).
+        let send_log = std::env::temp_dir().join(format!("{}.send.log", self.order_group));
+        env.insert("SEND_LOG_PATH".into(), send_log.display().to_string());
         env.extend(self.order_vars.clone());
         env
     }

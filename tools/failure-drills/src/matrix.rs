@@ -43,8 +43,9 @@ impl Row {
         self.report.double_applied + self.orders_doubled_by_retries
     }
 
+    /// Safe configurations start with "safe"; unsafe teaching toggles with "unsafe".
     pub fn is_safe_configuration(&self) -> bool {
-        self.configuration == "safe"
+        self.configuration.starts_with("safe")
     }
 }
 

@@ -1,11 +1,13 @@
 //! The drills. Each returns one row of the matrix; the configuration it ran with is in
 //! the row. Crash point names are those of docs/en/01-overview.md.
 
+mod broker;
 mod crash;
 mod membership;
 mod outages;
 mod poison;
 
+pub use broker::broker_down;
 pub use crash::{Target, crash_point};
 pub use membership::rebalance;
 pub use outages::{payment_database_down, payment_provider_failing, redis_down};

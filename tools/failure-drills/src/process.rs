@@ -27,6 +27,15 @@ pub fn binary(name: &str) -> Result<PathBuf, DrillError> {
     )))
 }
 
+/// The process's stderr (its logs, a crash point's last words) goes to
+/// `drill-results/logs/<service>-<port>.log`, out of the matrix's way.
+fn log_file(name: &str, port: u16) -> Stdio {
+    let dir = test_support::repo_root().join("drill-results/logs");
+    let _ = std::fs::create_dir_all(&dir);
+    std::fs::File::create(dir.join(format!("{name}-{port}.log")))
+        .map_or_else(|_| Stdio::null(), Stdio::from)
+}
+
 /// One running service process.
 #[derive(Debug)]
 pub struct ServiceProcess {
@@ -61,7 +70,8 @@ impl ServiceProcess {
             .env("PORT", port.to_string())
             .env("RUST_LOG", "error")
             .env_remove("CRASH_AT")
-            .stdout(Stdio::null());
+            .stdout(Stdio::null())
+            .stderr(log_file(name, port));
         if let Some(point) = crash_at {
             command.env("CRASH_AT", point);
         }

@@ -37,12 +37,24 @@ pub async fn place_orders(
     retry: ClientRetry,
     max_wait: Duration,
 ) -> Result<LoadResult, DrillError> {
+    place_orders_paced(base_url, count, retry, max_wait, Duration::ZERO).await
+}
+
+/// The same, with a pause of `pace` between orders, so a fault lands mid-stream.
+pub async fn place_orders_paced(
+    base_url: &str,
+    count: usize,
+    retry: ClientRetry,
+    max_wait: Duration,
+    pace: Duration,
+) -> Result<LoadResult, DrillError> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| DrillError::Setup(e.to_string()))?;
     let mut result = LoadResult::default();
     for i in 0..count {
+        tokio::time::sleep(pace).await;
         let key = Uuid::now_v7().to_string();
         // Minor units never ending in 13: the simulated provider approves them all.
         let body = json!({"customer_id": format!("drill-{i}"), "amount_minor": 1000 + (i as i64 % 7) * 100, "currency": "EUR"});

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use drills::cluster::DrillCluster;
 
-use crate::load::{ClientRetry, place_orders};
+use crate::load::{ClientRetry, place_orders_paced};
 use crate::process::ServiceProcess;
 use crate::{DrillEnv, DrillError, Row, settle};
 
@@ -38,22 +38,29 @@ pub async fn broker_down(configuration: &'static str, direct: bool) -> Result<Ro
     order.wait_serving().await?;
 
     let base = order.base_url.clone();
+    // Paced over ~30 s, so orders keep coming before, during and after the outage.
     let load = tokio::spawn(async move {
-        place_orders(&base, 2 * ORDERS, ClientRetry::SameKey, CLIENT_PATIENCE).await
+        place_orders_paced(
+            &base,
+            2 * ORDERS,
+            ClientRetry::SameKey,
+            CLIENT_PATIENCE,
+            Duration::from_millis(500),
+        )
+        .await
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster(&["stop"], &c).await?;
     let orders = env.orders_pool().await;
-    let backlog_during: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE state <> 'SENT'")
+    let unsent = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE state <> 'SENT'")
             .fetch_one(&orders)
             .await
-            .unwrap_or(0);
+            .unwrap_or(0)
+    };
+    let backlog_start = unsent().await;
     tokio::time::sleep(OUTAGE).await;
-    let backlog_peak: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE state <> 'SENT'")
-        .fetch_one(&orders)
-        .await
-        .unwrap_or(0);
+    let backlog_end = unsent().await;
     cluster(&["start"], &c).await?;
 
     let client = load
@@ -81,7 +88,7 @@ pub async fn broker_down(configuration: &'static str, direct: bool) -> Result<Ro
         )
     } else {
         format!(
-            "client: {} placed, {} refused; outbox backlog {backlog_during} → {backlog_peak} during the outage, drained after; {}",
+            "client: {} placed, {} refused; outbox backlog {backlog_start} → {backlog_end} during the outage, drained after; {}",
             client.placed,
             client.refused,
             crate::matrix::summary(&row.report)

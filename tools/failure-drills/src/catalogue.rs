@@ -217,6 +217,16 @@ pub fn all() -> Vec<Entry> {
             },
         },
         Entry {
+            name: "producer retry after a lost ack",
+            configuration: "safe (idempotent producer)",
+            run: || Box::pin(drills::lost_ack("safe (idempotent producer)", true)),
+        },
+        Entry {
+            name: "producer retry after a lost ack",
+            configuration: "unsafe: enable.idempotence=false",
+            run: || Box::pin(drills::lost_ack("unsafe: enable.idempotence=false", false)),
+        },
+        Entry {
             name: "payment database down",
             configuration: "safe",
             run: || Box::pin(drills::payment_database_down()),

@@ -3,12 +3,14 @@
 
 mod broker;
 mod crash;
+mod lost_ack;
 mod membership;
 mod outages;
 mod poison;
 
 pub use broker::broker_down;
 pub use crash::{Target, crash_point};
+pub use lost_ack::lost_ack;
 pub use membership::rebalance;
 pub use outages::{payment_database_down, payment_provider_failing, redis_down};
 pub use poison::poison_messages;

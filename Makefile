@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NATIVE := infra/native
-COMPOSE := infra/compose/compose.yaml
+DOCKER_COMPOSE := docker compose -p reliable-messaging -f infra/compose/compose.yaml
 
 .PHONY: help
 help: ## List the targets with one line each
@@ -35,13 +35,13 @@ native-up: infra-up ## The native demo: infrastructure + both services + Prometh
 
 .PHONY: compose-up
 compose-up: ## The compose demo (needs Docker): 3 Kafka brokers, Postgres, Redis, services, Prometheus, Grafana, Jaeger, Kafka UI
-	docker compose -f $(COMPOSE) up -d --build --wait
+	$(DOCKER_COMPOSE) up -d --build --wait
 	@bash scripts/urls.sh compose
 
 .PHONY: down
 down: ## Stop exactly what `make up` / `make test` started (reused servers keep running)
-	@if docker info >/dev/null 2>&1 && [ -n "$$(docker compose -f $(COMPOSE) ps -q 2>/dev/null)" ]; then \
-	  docker compose -f $(COMPOSE) down; \
+	@if docker info >/dev/null 2>&1 && [ -n "$$($(DOCKER_COMPOSE) ps -q 2>/dev/null)" ]; then \
+	  $(DOCKER_COMPOSE) down; \
 	fi
 	@bash $(NATIVE)/services.sh stop
 	@bash $(NATIVE)/prometheus.sh stop
@@ -49,7 +49,7 @@ down: ## Stop exactly what `make up` / `make test` started (reused servers keep 
 
 .PHONY: clean
 clean: down ## `make down`, then delete the data: compose volumes, and the native Prometheus/Kafka state this checkout started
-	@if docker info >/dev/null 2>&1; then docker compose -f $(COMPOSE) down -v; fi
+	@if docker info >/dev/null 2>&1; then $(DOCKER_COMPOSE) down -v; fi
 	@rm -rf .state/prometheus
 	@bash $(NATIVE)/kafka.sh wipe
 

@@ -8,7 +8,9 @@
 #    answer (KAFKA_METRICS_URLS overrides); the drills' test always does it on a cluster of
 #    its own (tools/drills/tests/store_drills.rs);
 #  - [services] names against the services' live /metrics when SERVICE_METRICS_URLS is set
-#    (space-separated URLs); otherwise the list is the metric contract itself.
+#    (space-separated URLs); otherwise the list is the metric contract itself;
+#  - the compose stack (infra/compose/): schema, pinned images, Grafana JSON, the URLs
+#    `make up` prints, broker settings equal to the native cluster's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v promtool >/dev/null || { echo "check-monitoring: promtool missing (Debian package prometheus; make deps)" >&2; exit 1; }
@@ -35,3 +37,5 @@ if [ -n "${SERVICE_METRICS_URLS:-}" ]; then
   read -ra urls <<<"$SERVICE_METRICS_URLS"
   python3 scripts/monitoring_check.py scrape services "${urls[@]}"
 fi
+
+python3 scripts/monitoring_check.py compose

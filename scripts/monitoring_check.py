@@ -152,6 +152,7 @@ if __name__ == "__main__":
     elif cmd == "scrape" and len(sys.argv) > 3:
         check_scrape(sys.argv[2], sys.argv[3:])
     elif cmd == "compose":
+        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
         import compose_check  # noqa: E402  (beside this file)
 
         compose_check.run(problem)

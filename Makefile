@@ -89,6 +89,7 @@ monitoring-check: ## Alert-rule unit tests (promtool) + metric-name, dashboard a
 
 .PHONY: drills-replication
 drills-replication: deps ## Store-stage drills on a cluster of their own (acks, min ISR + alerts, RF, unclean election, kill -9, outbox relay)
+	@bash $(NATIVE)/postgres.sh start >/dev/null  # drill 6's scratch database
 	cargo run -q -p drills --bin replication-drills
 
 .PHONY: bench-claim

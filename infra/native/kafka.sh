@@ -709,7 +709,9 @@ cmd_node() {
     start-node)
       prepare_and_launch "$n"
       local port
-      port="$(node_ports "$n" | head -n 1)"
+      # (Not `node_ports | head -n 1`: head closing the pipe early is a SIGPIPE, fatal
+      # under pipefail.)
+      if is_broker "$n"; then port="$(broker_port "$n")"; else port="$(controller_port "$n")"; fi
       if ! (wait_for 60 "node $n to listen on $port" tcp_open 127.0.0.1 "$port"); then
         tail_node_logs 30; die "node $n did not come up"
       fi

@@ -105,7 +105,8 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn state_dir() -> PathBuf {
+/// `$STATE_DIR`, by default the repository's `.state`.
+pub fn state_dir() -> PathBuf {
     std::env::var_os("STATE_DIR").map_or_else(|| repo_root().join(".state"), PathBuf::from)
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::cluster::{DrillCluster, repo_root};
+use crate::cluster::{DrillCluster, repo_root, state_dir};
 
 /// A running Prometheus, stopped on drop.
 #[derive(Debug)]
@@ -167,5 +167,7 @@ impl DrillPrometheus {
 impl Drop for DrillPrometheus {
     fn drop(&mut self) {
         let _ = self.run("stop", "");
+        // Its scrapes are worth nothing after the drill.
+        let _ = std::fs::remove_dir_all(state_dir().join(format!("prometheus-{}", self.name)));
     }
 }

@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NATIVE := infra/native
+DOCKER_COMPOSE := docker compose -p reliable-messaging -f infra/compose/compose.yaml
 
 .PHONY: help
 help: ## List the targets with one line each
@@ -17,27 +18,56 @@ infra-up: deps ## Start only the infrastructure: Postgres, Redis, 3-node Kafka (
 	@bash $(NATIVE)/stack.sh start
 
 .PHONY: up
-up: infra-up ## Run the demo: infrastructure + order-service (:8080) + payment-service (:8081)
+up: ## Run the demo: the compose stack when a Docker engine answers, else the native one; prints the URLs
+	@if docker info >/dev/null 2>&1; then \
+	  echo "make up: a Docker engine answers: starting the compose stack (infra/compose/)"; \
+	  $(MAKE) --no-print-directory compose-up; \
+	else \
+	  echo "make up: no Docker engine: starting the native stack (infra/native/)"; \
+	  $(MAKE) --no-print-directory native-up; \
+	fi
+
+.PHONY: native-up
+native-up: infra-up ## The native demo: infrastructure + both services + Prometheus (:9090)
 	@bash $(NATIVE)/services.sh start
+	@bash $(NATIVE)/prometheus.sh start >/dev/null
+	@bash scripts/urls.sh native
+
+.PHONY: compose-up
+compose-up: ## The compose demo (needs Docker): 3 Kafka brokers, Postgres, Redis, services, Prometheus, Grafana, Jaeger, Kafka UI
+	$(DOCKER_COMPOSE) up -d --build --wait
+	@bash scripts/urls.sh compose
 
 .PHONY: down
 down: ## Stop exactly what `make up` / `make test` started (reused servers keep running)
+	@if docker info >/dev/null 2>&1 && [ -n "$$($(DOCKER_COMPOSE) ps -q 2>/dev/null)" ]; then \
+	  $(DOCKER_COMPOSE) down; \
+	fi
 	@bash $(NATIVE)/services.sh stop
+	@bash $(NATIVE)/prometheus.sh stop
 	@bash $(NATIVE)/stack.sh stop
+
+.PHONY: clean
+clean: down ## `make down`, then delete the data: compose volumes, and the native Prometheus/Kafka state this checkout started
+	@if docker info >/dev/null 2>&1; then $(DOCKER_COMPOSE) down -v; fi
+	@rm -rf .state/prometheus
+	@bash $(NATIVE)/kafka.sh wipe
 
 .PHONY: status
 status: ## Show what is running
 	@bash $(NATIVE)/stack.sh status || true
 	@bash $(NATIVE)/services.sh status || true
+	@bash $(NATIVE)/prometheus.sh status || true
 
 .PHONY: logs
 logs: ## Tail the logs of the services and the infrastructure
-	@tail -n 20 -F .state/services/*.log .state/postgres/postgres.log .state/redis/redis.log .state/kafka-main/node-*.log 2>/dev/null
+	@tail -n 20 -F .state/services/*.log .state/postgres/postgres.log .state/redis/redis.log .state/kafka-main/node-*.log .state/prometheus/prometheus.log 2>/dev/null
 
 .PHONY: test
 test: infra-up ## Run all tests against the real Postgres, Redis and 3-node Kafka (starts them if needed)
 	cargo test --workspace --all-targets --locked
 	@bash scripts/check-docs.sh
+	@bash scripts/check-monitoring.sh
 
 .PHONY: fmt
 fmt: ## Format the Rust code
@@ -58,8 +88,13 @@ drills: infra-up ## The failure matrix: crash points, rebalance, outages, poison
 	cargo build -q -p order-service -p payment-service -p failure-drills
 	./target/debug/failure-drills $(FILTER)
 
+.PHONY: monitoring-check
+monitoring-check: ## Alert-rule unit tests (promtool) + metric-name, dashboard and compose checks (also part of `make test`)
+	@bash scripts/check-monitoring.sh
+
 .PHONY: drills-replication
-drills-replication: deps ## Store-stage drills on a 3-node cluster of their own: acks=1 vs acks=all on leader failover
+drills-replication: deps ## Store-stage drills on a cluster of their own (acks, min ISR + alerts, RF, unclean election, kill -9, outbox relay)
+	@bash $(NATIVE)/postgres.sh start >/dev/null  # drill 6's scratch database
 	cargo run -q -p drills --bin replication-drills
 
 .PHONY: bench-claim

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # A real 3-node Apache Kafka cluster (KRaft, combined broker+controller nodes) run natively
-# from the Maven Central jars fetched by infra/kafka/pom.xml. No Docker, no tarball.
+# from the Maven Central jars fetched by infra/kafka/pom.xml. No Docker, no tarball. Each node
+# JVM carries the Prometheus JMX exporter agent (infra/kafka/jmx-exporter.yml): its broker
+# metrics, all named kafka_*, at http://127.0.0.1:METRICS_PORT/metrics.
 #
 #   kafka.sh fetch                 download the jars into $STATE_DIR/kafka-dist/libs (pre-warm)
 #   kafka.sh start                 reuse a cluster already answering, else start ours and wait
@@ -12,12 +14,21 @@
 #                                  failure drills: SIGTERM / start / SIGKILL / SIGSTOP / SIGCONT
 #   kafka.sh wipe                  stop, then delete this cluster's state dir
 #   kafka.sh bootstrap             print the bootstrap string
+#   kafka.sh metrics-targets       print the exporters' host:port list (what Prometheus scrapes)
+#   kafka.sh print-config [N]      print node N's generated properties (default 1), start nothing
 #
 # Environment:
 #   KAFKA_CLUSTER     cluster name (default main); state in $STATE_DIR/kafka-$KAFKA_CLUSTER,
 #                     jars shared in $STATE_DIR/kafka-dist
 #   KAFKA_PORT_BASE   default 9092: node N listens for clients on 127.0.0.1:BASE+N-1 and for
 #                     the controller quorum on 127.0.0.1:BASE+100+N-1. Remembered per cluster.
+#   KAFKA_METRICS_PORT_BASE  default BASE+200: node N's JMX exporter on 127.0.0.1:METRICS_BASE+N-1
+#                     (9292-9294 for the default cluster). Read at each start.
+#   KAFKA_TOPOLOGY    combined (default): 3 nodes, each broker and controller.
+#                     split: 3 broker-only nodes (1-3) and one controller-only node 4 (quorum on
+#                     BASE+100, exporter on METRICS_BASE+3). For drills that stop two brokers: in
+#                     combined mode that also loses the controller quorum, so no ISR can shrink
+#                     and no leader be elected. Remembered per cluster (fixed at format time).
 #   KAFKA_READY_TIMEOUT  seconds to wait for readiness on start (default 180)
 #   KAFKA_HEAP_OPTS, KAFKA_JVM_OPTS, KAFKA_TOOLS_JVM_OPTS  override the JVM settings below.
 COMPONENT=kafka
@@ -28,12 +39,15 @@ POM="$ROOT/infra/kafka/pom.xml"
 LOG4J_CONFIG="$ROOT/infra/kafka/log4j2.yaml"
 DIST="$STATE_DIR/kafka-dist"
 LIBS="$DIST/libs"
+# The exporter agent lives beside the classpath folder, not in it: `-cp libs/*` must not
+# load its (shaded) classes a second time.
+AGENT_DIR="$LIBS/agent"
+JMX_EXPORTER_CONFIG="$ROOT/infra/kafka/jmx-exporter.yml"
 
 KAFKA_CLUSTER="${KAFKA_CLUSTER:-main}"
 [[ $KAFKA_CLUSTER =~ ^[A-Za-z0-9_-]+$ ]] || die "KAFKA_CLUSTER must match [A-Za-z0-9_-]+ (got '$KAFKA_CLUSTER')"
 CDIR="$STATE_DIR/kafka-$KAFKA_CLUSTER"
 MARKER="$CDIR/started-by-us"
-NODES=(1 2 3)
 READY_TOPIC="__readiness_check"
 READY_TIMEOUT="${KAFKA_READY_TIMEOUT:-180}"
 STOP_TIMEOUT=60
@@ -72,15 +86,55 @@ resolve_port_base() {
 }
 resolve_port_base
 
+# Topology, remembered like the port base: the voter set is written at format time.
+resolve_topology() {
+  local saved=""
+  [ -f "$CDIR/topology" ] && saved="$(cat "$CDIR/topology")"
+  TOPOLOGY="${KAFKA_TOPOLOGY:-${saved:-combined}}"
+  [[ $TOPOLOGY == combined || $TOPOLOGY == split ]] || die "KAFKA_TOPOLOGY must be combined or split (got '$TOPOLOGY')"
+  if [ -n "$saved" ] && [ "$saved" != "$TOPOLOGY" ]; then
+    die "cluster '$KAFKA_CLUSTER' was created with KAFKA_TOPOLOGY=$saved; use that, or wipe it first"
+  fi
+}
+resolve_topology
+BROKERS=(1 2 3)
+if [ "$TOPOLOGY" = combined ]; then
+  CONTROLLERS=(1 2 3)
+  NODES=(1 2 3)
+else
+  CONTROLLERS=(4)
+  NODES=(1 2 3 4)
+fi
+is_broker() { [ "$1" -le 3 ]; }
+is_controller() { [ "$TOPOLOGY" = combined ] || [ "$1" -eq 4 ]; }
+node_roles() {
+  if [ "$TOPOLOGY" = combined ]; then echo broker,controller
+  elif is_controller "$1"; then echo controller
+  else echo broker; fi
+}
+
+METRICS_PORT_BASE="${KAFKA_METRICS_PORT_BASE:-$((PORT_BASE + 200))}"
+[[ $METRICS_PORT_BASE =~ ^[0-9]+$ ]] || die "KAFKA_METRICS_PORT_BASE must be a port number (got '$METRICS_PORT_BASE')"
+
 broker_port() { echo $((PORT_BASE + $1 - 1)); }
-controller_port() { echo $((PORT_BASE + 100 + $1 - 1)); }
-join_ports() { # join_ports <port-fn>: "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3"
-  local n out=""
-  for n in "${NODES[@]}"; do out+="${out:+,}127.0.0.1:$("$1" "$n")"; done
+controller_port() { # combined: BASE+100+N-1; split: the one controller (node 4) on BASE+100
+  if [ "$TOPOLOGY" = combined ]; then echo $((PORT_BASE + 100 + $1 - 1)); else echo $((PORT_BASE + 100)); fi
+}
+metrics_port() { echo $((METRICS_PORT_BASE + $1 - 1)); }
+node_ports() { # every port node N listens on
+  is_broker "$1" && broker_port "$1"
+  is_controller "$1" && controller_port "$1"
+  metrics_port "$1"
+}
+join_ports() { # join_ports <port-fn> <node...>: "127.0.0.1:p1,127.0.0.1:p2,..."
+  local fn=$1 n out=""
+  shift
+  for n in "$@"; do out+="${out:+,}127.0.0.1:$("$fn" "$n")"; done
   echo "$out"
 }
-BOOTSTRAP="$(join_ports broker_port)"
-CONTROLLER_BOOTSTRAP="$(join_ports controller_port)"
+BOOTSTRAP="$(join_ports broker_port "${BROKERS[@]}")"
+CONTROLLER_BOOTSTRAP="$(join_ports controller_port "${CONTROLLERS[@]}")"
+METRICS_TARGETS="$(join_ports metrics_port "${NODES[@]}")"
 
 node_dir() { echo "$CDIR/node-$1"; }
 node_props() { echo "$CDIR/node-$1/node-$1.properties"; }
@@ -89,7 +143,11 @@ node_out() { echo "$CDIR/node-$1/node-$1.out"; }
 node_logs_dir() { echo "$CDIR/node-$1/logs"; }
 
 check_node_arg() {
-  [[ ${1:-} =~ ^[123]$ ]] || die "expected a node number 1, 2 or 3 (got '${1:-}')"
+  if [ "$TOPOLOGY" = split ]; then
+    [[ ${1:-} =~ ^[1234]$ ]] || die "expected a node number 1-3 (brokers) or 4 (controller) (got '${1:-}')"
+  else
+    [[ ${1:-} =~ ^[123]$ ]] || die "expected a node number 1, 2 or 3 (got '${1:-}')"
+  fi
 }
 
 # is_node_jvm <pid> <N>: the process is the JVM of *this* cluster's node N (its command line
@@ -123,10 +181,10 @@ node_pid() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# fetch: Maven resolves kafka_2.13 + kafka-tools + log4j2 binding into $LIBS. Stamped with the
-# pom's checksum so an edited pom re-fetches; written to a temp dir and renamed so a failed or
-# interrupted download never leaves a half-filled libs folder; flock'd so two clusters starting
-# at once don't both download.
+# fetch: Maven resolves kafka_2.13 + kafka-tools + log4j2 binding + the JMX exporter agent into
+# $LIBS. Stamped with the pom's checksum so an edited pom re-fetches; written to a temp dir
+# first so a failed or interrupted download never leaves a half-filled libs folder; flock'd so
+# two clusters starting at once don't both download.
 pom_stamp() { sha256sum "$POM" | cut -d' ' -f1; }
 libs_ready() { [ -f "$LIBS/.fetched" ] && [ "$(cat "$LIBS/.fetched")" = "$(pom_stamp)" ]; }
 
@@ -151,14 +209,44 @@ fetch() {
     rm -rf "$tmp"
     die "maven fetch failed (full output: $DIST/fetch.log)"
   fi
-  ls "$tmp"/kafka_2.13-*.jar "$tmp"/kafka-tools-*.jar "$tmp"/log4j-slf4j-impl-*.jar >/dev/null 2>&1 \
-    || die "maven fetch finished but the broker/tools/logging jars are missing from $tmp"
+  ls "$tmp"/kafka_2.13-*.jar "$tmp"/kafka-tools-*.jar "$tmp"/log4j-slf4j-impl-*.jar \
+    "$tmp"/jmx_prometheus_javaagent-*.jar >/dev/null 2>&1 \
+    || die "maven fetch finished but the broker/tools/logging/exporter jars are missing from $tmp"
+  mkdir -p "$tmp/agent"
+  mv "$tmp"/jmx_prometheus_javaagent-*.jar "$tmp/agent/"
   pom_stamp >"$tmp/.fetched"
-  rm -rf "$LIBS"
-  mv "$tmp" "$LIBS"
+  install_libs "$tmp"
   exec 9>&-
   log "fetched $(find "$LIBS" -name '*.jar' | wc -l) jars ($(du -sh "$LIBS" | cut -f1)) in $((SECONDS - t0))s into $LIBS"
 }
+
+# install_libs <dir>: make <dir> the libs folder without pulling jars from under a running JVM.
+# A broker opens its classpath jars lazily, so deleting one it has not opened yet can break it
+# hours later. When the new set only adds files (e.g. the exporter agent), they are copied in
+# beside the old ones; when it drops or replaces jars, a JVM still running from $LIBS must be
+# stopped first.
+libs_in_use() { grep -lsaF -- "$LIBS/*" /proc/[0-9]*/cmdline >/dev/null 2>&1; }
+install_libs() {
+  local new=$1 f dropped=()
+  if [ -d "$LIBS" ]; then
+    while IFS= read -r f; do
+      [ -e "$new/$f" ] || dropped+=("$f")
+    done < <(cd "$LIBS" && find . -name '*.jar' | sed 's|^\./||')
+    if [ ${#dropped[@]} -eq 0 ]; then
+      (cd "$new" && find . -name '*.jar' | while IFS= read -r f; do
+        [ -e "$LIBS/$f" ] || { mkdir -p "$LIBS/$(dirname "$f")"; cp "$f" "$LIBS/$f"; }
+      done)
+      cp "$new/.fetched" "$LIBS/.fetched"
+      rm -rf "$new"
+      return 0
+    fi
+    libs_in_use && die "the new pom drops ${#dropped[@]} jar(s) (${dropped[0]}, ...) that Kafka JVMs running from $LIBS may still load; stop those clusters first ('kafka.sh stop'), then fetch again"
+  fi
+  rm -rf "$LIBS"
+  mv "$new" "$LIBS"
+}
+
+agent_jar() { find "$AGENT_DIR" -name 'jmx_prometheus_javaagent-*.jar' 2>/dev/null | sort -V | tail -n 1; }
 
 # Run one of Kafka's own CLI classes from the same jars as the broker.
 kafka_tool() {
@@ -186,6 +274,7 @@ ensure_state() {
   local n
   mkdir -p "$CDIR"
   echo "$PORT_BASE" >"$CDIR/port-base"
+  echo "$TOPOLOGY" >"$CDIR/topology"
   [ -s "$CDIR/cluster.id" ] || kafka_uuid >"$CDIR/cluster.id"
   for n in "${NODES[@]}"; do
     mkdir -p "$(node_dir "$n")/data" "$(node_logs_dir "$n")"
@@ -203,16 +292,30 @@ default.api.timeout.ms=6000
 EOF
 }
 
-write_node_props() {
-  local n=$1
-  cat >"$(node_props "$n")" <<EOF
+write_node_props() { node_props_text "$1" >"$(node_props "$1")"; }
+
+node_listeners() { # the listeners of node N: PLAINTEXT (broker) and/or CONTROLLER
+  local l=""
+  is_broker "$1" && l="PLAINTEXT://127.0.0.1:$(broker_port "$1")"
+  is_controller "$1" && l+="${l:+,}CONTROLLER://127.0.0.1:$(controller_port "$1")"
+  echo "$l"
+}
+
+node_props_text() {
+  local n=$1 broker_only=""
+  # A controller-only node has no broker listener to name for inter-broker traffic.
+  is_broker "$n" && broker_only="# Replication between brokers uses the client listener.
+inter.broker.listener.name=PLAINTEXT"
+  cat <<EOF
 # Generated by infra/native/kafka.sh for cluster '$KAFKA_CLUSTER' node $n. Do not edit: rewritten
 # on every start. This is the "store" stage: the settings that decide whether an acknowledged
 # write survives a broker failure are the replication ones below.
 
-## --- KRaft: every node is both broker and controller --------------------------------------
-# Combined mode: 3 JVMs give a 3-voter Raft quorum (tolerates 1 failure) and 3 brokers.
-process.roles=broker,controller
+## --- KRaft ($TOPOLOGY topology) -------------------------------------------------------------
+# combined: 3 JVMs, each broker and controller: a 3-voter Raft quorum (tolerates 1 failure)
+# and 3 brokers. split (drills only): 3 broker-only JVMs and one controller-only JVM, so
+# brokers can die without taking the quorum with them.
+process.roles=$(node_roles "$n")
 # Stable id per node; also its replica id in partition assignments and ISR lists.
 node.id=$n
 # Dynamic quorum (KIP-853, the 4.x way): voters are seeded at format time with
@@ -223,13 +326,12 @@ controller.listener.names=CONTROLLER
 
 ## --- Network: loopback only ------------------------------------------------------------------
 # Clients on BASE+N-1, quorum on BASE+100+N-1; bound to 127.0.0.1 so nothing is exposed.
-listeners=PLAINTEXT://127.0.0.1:$(broker_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")
+listeners=$(node_listeners "$n")
 # What clients and peers are told to connect to: the same loopback address.
-advertised.listeners=PLAINTEXT://127.0.0.1:$(broker_port "$n"),CONTROLLER://127.0.0.1:$(controller_port "$n")
+advertised.listeners=$(node_listeners "$n")
 # Plaintext is fine on loopback for a local study cluster.
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-# Replication between brokers uses the client listener.
-inter.broker.listener.name=PLAINTEXT
+$broker_only
 
 ## --- Storage -----------------------------------------------------------------------------------
 # One data dir per node (also holds the __cluster_metadata Raft log).
@@ -296,16 +398,18 @@ is_formatted() { [ -f "$(node_dir "$1")/data/meta.properties" ]; }
 # Format the storage of the nodes given (in parallel: each is a ~2s JVM). All nodes get the same
 # cluster id and the same initial voter set "id@host:port:directory-id".
 format_nodes() {
-  local n initial="" pids=() failed=0
-  for n in "${NODES[@]}"; do
+  local n initial="" pids=() failed=0 voters
+  for n in "${CONTROLLERS[@]}"; do
     initial+="${initial:+,}$n@127.0.0.1:$(controller_port "$n"):$(cat "$(node_dir "$n")/dir.id")"
   done
   for n in "$@"; do
     log "formatting node $n storage (cluster id $(cat "$CDIR/cluster.id"))"
+    # Controllers are seeded with the voter set; a broker-only node just learns it.
+    if is_controller "$n"; then voters=(--initial-controllers "$initial"); else voters=(--no-initial-controllers); fi
     kafka_tool kafka.tools.StorageTool format \
       --config "$(node_props "$n")" \
       --cluster-id "$(cat "$CDIR/cluster.id")" \
-      --initial-controllers "$initial" >"$(node_dir "$n")/format.log" 2>&1 &
+      "${voters[@]}" >"$(node_dir "$n")/format.log" 2>&1 &
     pids+=($!)
   done
   for n in "${!pids[@]}"; do
@@ -327,9 +431,10 @@ launch_node() {
     log "node $n already running (pid $pid)"
     return 0
   fi
-  if tcp_open 127.0.0.1 "$(broker_port "$n")" || tcp_open 127.0.0.1 "$(controller_port "$n")"; then
-    die "node $n: port $(broker_port "$n") or $(controller_port "$n") is taken by a process this script did not start"
-  fi
+  ports_free "$n" || die "node $n: one of ports $(node_ports "$n" | tr '\n' ' ')is taken by a process this script did not start"
+  local agent
+  agent="$(agent_jar)"
+  [ -n "$agent" ] || die "the JMX exporter agent is missing from $AGENT_DIR; run 'kafka.sh fetch'"
   {
     echo
     echo "===== $(date -Is) starting node $n ====="
@@ -344,22 +449,30 @@ launch_node() {
       fd="${fd##*/}"
       if [ "$fd" -gt 2 ]; then exec {fd}>&-; fi
     done
+    # The JMX exporter agent serves this node's metrics on its own port (host:port:config).
     # shellcheck disable=SC2086 # word-splitting of the JVM options is intended
     exec nohup java $KAFKA_HEAP_OPTS $KAFKA_JVM_OPTS \
+      -javaagent:"$agent=127.0.0.1:$(metrics_port "$n"):$JMX_EXPORTER_CONFIG" \
       -Dlog4j2.configurationFile="$LOG4J_CONFIG" \
       -Dkafka.logs.dir="$(node_logs_dir "$n")" \
       -cp "$LIBS/*" kafka.Kafka "$(node_props "$n")"
   ) >>"$(node_out "$n")" 2>&1 </dev/null &
   echo $! >"$(node_pidfile "$n")"
-  log "node $n started (pid $!, client 127.0.0.1:$(broker_port "$n"), controller 127.0.0.1:$(controller_port "$n"))"
+  log "node $n started (pid $!, $(node_roles "$n"), $(node_listeners "$n"), metrics http://127.0.0.1:$(metrics_port "$n")/metrics)"
+}
+
+ports_free() { # ports_free <N>: none of node N's ports is taken
+  local p
+  for p in $(node_ports "$1"); do tcp_open 127.0.0.1 "$p" && return 1; done
+  return 0
 }
 
 prepare_and_launch() { # prepare_and_launch <node...>
   local n unformatted=()
   for n in "$@"; do # fail before touching anything if a port is taken by someone else
     node_pid "$n" >/dev/null && continue
-    if tcp_open 127.0.0.1 "$(broker_port "$n")" || tcp_open 127.0.0.1 "$(controller_port "$n")"; then
-      die "node $n: port $(broker_port "$n") or $(controller_port "$n") is taken by a process this script did not start (another KAFKA_CLUSTER/KAFKA_PORT_BASE overlapping? a cluster uses BASE..BASE+2 and BASE+100..BASE+102)"
+    if ! ports_free "$n"; then
+      die "node $n: one of ports $(node_ports "$n" | tr '\n' ' ')is taken by a process this script did not start (another KAFKA_CLUSTER/KAFKA_PORT_BASE overlapping? a cluster uses BASE..BASE+2, BASE+100..BASE+102 and its metrics ports BASE+200..BASE+203)"
     fi
   done
   fetch
@@ -381,15 +494,14 @@ before_deadline() {
   "$@"
 }
 all_ports_open() {
-  local n
+  local n p
   for n in "${NODES[@]}"; do
-    tcp_open 127.0.0.1 "$(broker_port "$n")" || return 1
-    tcp_open 127.0.0.1 "$(controller_port "$n")" || return 1
+    for p in $(node_ports "$n"); do tcp_open 127.0.0.1 "$p" || return 1; done
   done
 }
 all_broker_ports_open() {
   local n
-  for n in "${NODES[@]}"; do tcp_open 127.0.0.1 "$(broker_port "$n")" || return 1; done
+  for n in "${BROKERS[@]}"; do tcp_open 127.0.0.1 "$(broker_port "$n")" || return 1; done
 }
 nodes_alive() {
   local n
@@ -432,7 +544,7 @@ wait_ready() {
   local t0=$1
   DEADLINE=$((SECONDS + READY_TIMEOUT))
   if ! (
-    wait_for "$READY_TIMEOUT" "3 nodes listening" before_deadline "3 nodes listening" all_ports_open
+    wait_for "$READY_TIMEOUT" "${#NODES[@]} nodes listening" before_deadline "${#NODES[@]} nodes listening" all_ports_open
     wait_for "$READY_TIMEOUT" "3 brokers registered" before_deadline "3 brokers registered" three_brokers_registered
     wait_for "$READY_TIMEOUT" "topic $READY_TOPIC created" before_deadline "topic $READY_TOPIC created" readiness_topic_created
     wait_for "$READY_TIMEOUT" "ISR 3/3 on $READY_TOPIC" before_deadline "ISR 3/3 on $READY_TOPIC" isr_full
@@ -492,8 +604,14 @@ cmd_start() {
     echo "$BOOTSTRAP"
     return 0
   fi
-  if [ "$running" -eq 3 ] && [ -f "$MARKER" ]; then
+  if [ "$running" -eq "${#NODES[@]}" ] && [ -f "$MARKER" ]; then
     log "cluster '$KAFKA_CLUSTER' already running (started by this script)"
+    # A cluster started before the exporter agent was added keeps running without it; the
+    # agent is attached at the next start of each node, never by restarting a running one.
+    for n in "${NODES[@]}"; do
+      tcp_open 127.0.0.1 "$(metrics_port "$n")" \
+        || log "node $n serves no metrics on $(metrics_port "$n") (started before the exporter was added; attached at its next start)"
+    done
     echo "$BOOTSTRAP"
     return 0
   fi
@@ -511,7 +629,7 @@ cmd_stop() {
     for n in "${NODES[@]}"; do
       if node_pid "$n" >/dev/null; then
         log "no started-by-us marker but node $n of '$KAFKA_CLUSTER' is ours and running; stopping it"
-        stop_nodes "${NODES[@]}"
+        stop_all
         return 0
       fi
     done
@@ -523,13 +641,24 @@ cmd_stop() {
     return 0
   fi
   log "stopping cluster '$KAFKA_CLUSTER'"
-  stop_nodes "${NODES[@]}"
+  stop_all
   rm -f "$MARKER"
 }
 
+# Brokers first: a broker's controlled shutdown (moving its leaderships away) needs a live
+# controller. In combined mode every node is both, so all go at once.
+stop_all() {
+  if [ "$TOPOLOGY" = split ]; then
+    stop_nodes "${BROKERS[@]}"
+    stop_nodes "${CONTROLLERS[@]}"
+  else
+    stop_nodes "${NODES[@]}"
+  fi
+}
+
 cmd_status() {
-  local n pid up=0 p_state b_state c_state
-  echo "cluster '$KAFKA_CLUSTER'  bootstrap $BOOTSTRAP  state $CDIR$([ -f "$MARKER" ] && echo '  (started by us)')"
+  local n pid up=0 p_state b_state c_state m_state listening
+  echo "cluster '$KAFKA_CLUSTER' ($TOPOLOGY)  bootstrap $BOOTSTRAP  state $CDIR$([ -f "$MARKER" ] && echo '  (started by us)')"
   for n in "${NODES[@]}"; do
     if pid="$(node_pid "$n")"; then
       p_state="pid $pid alive"
@@ -537,19 +666,26 @@ cmd_status() {
     else
       p_state="no process of ours"
     fi
-    tcp_open 127.0.0.1 "$(broker_port "$n")" && b_state=open || b_state=closed
-    tcp_open 127.0.0.1 "$(controller_port "$n")" && c_state=open || c_state=closed
-    printf 'node %s: %-28s client %s %-6s controller %s %s\n' "$n" "$p_state" \
-      "$(broker_port "$n")" "$b_state" "$(controller_port "$n")" "$c_state"
-    # Our node: both listeners and not frozen. A reused cluster: its client port is what counts
-    # (its controllers may live elsewhere).
+    b_state=-; c_state=-
+    if is_broker "$n"; then tcp_open 127.0.0.1 "$(broker_port "$n")" && b_state=open || b_state=closed; fi
+    if is_controller "$n"; then tcp_open 127.0.0.1 "$(controller_port "$n")" && c_state=open || c_state=closed; fi
+    tcp_open 127.0.0.1 "$(metrics_port "$n")" && m_state=open || m_state=closed
+    printf 'node %s: %-28s client %s %-6s controller %s %-6s metrics %s %s\n' "$n" "$p_state" \
+      "$(is_broker "$n" && broker_port "$n" || echo -)" "$b_state" \
+      "$(is_controller "$n" && controller_port "$n" || echo -)" "$c_state" "$(metrics_port "$n")" "$m_state"
+    # Our node: its listeners open and not frozen (the metrics port is reported, not required:
+    # a node started before the exporter was added has none). A reused cluster: its client
+    # port is what counts (its controllers may live elsewhere).
+    listening=true
+    [ "$b_state" = closed ] && listening=false
+    [ "$c_state" = closed ] && listening=false
     if [[ $p_state == pid* ]]; then
-      [ "$b_state" = open ] && [ "$c_state" = open ] && [[ $p_state != *FROZEN* ]] && up=$((up + 1))
+      $listening && [[ $p_state != *FROZEN* ]] && up=$((up + 1))
     else
       [ "$b_state" = open ] && up=$((up + 1))
     fi
   done
-  [ "$up" -eq 3 ]
+  [ "$up" -eq "${#NODES[@]}" ]
 }
 
 cmd_logs() {
@@ -572,7 +708,11 @@ cmd_node() {
   case "$action" in
     start-node)
       prepare_and_launch "$n"
-      if ! (wait_for 60 "node $n to listen on $(broker_port "$n")" tcp_open 127.0.0.1 "$(broker_port "$n")"); then
+      local port
+      # (Not `node_ports | head -n 1`: head closing the pipe early is a SIGPIPE, fatal
+      # under pipefail.)
+      if is_broker "$n"; then port="$(broker_port "$n")"; else port="$(controller_port "$n")"; fi
+      if ! (wait_for 60 "node $n to listen on $port" tcp_open 127.0.0.1 "$port"); then
         tail_node_logs 30; die "node $n did not come up"
       fi
       ;;
@@ -621,5 +761,7 @@ case "${1:-}" in
   start-node | stop-node | kill-node | freeze-node | thaw-node) lock_cluster; cmd_node "$1" "${2:-}" ;;
   wipe) lock_cluster; cmd_wipe ;;
   bootstrap) echo "$BOOTSTRAP" ;;
+  metrics-targets) echo "$METRICS_TARGETS" ;;
+  print-config) n="${2:-1}"; check_node_arg "$n"; node_props_text "$n" ;;
   *) usage ;;
 esac

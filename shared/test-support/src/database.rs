@@ -17,7 +17,14 @@ pub struct TestDatabase {
 impl TestDatabase {
     /// Creates an empty database. The service under test runs its own migrations into it.
     pub async fn create() -> Self {
-        let server = ensure_stack().postgres_server.clone();
+        Self::create_on(&ensure_stack().postgres_server).await
+    }
+
+    /// Creates an empty database on the Postgres server at `server`
+    /// (`postgres://user:pass@host:port`, no database name), without asking for the rest
+    /// of the stack: the drills need a scratch database but their own Kafka cluster.
+    pub async fn create_on(server: &str) -> Self {
+        let server = server.to_owned();
         let name = unique_name("test").replace('-', "_");
         let admin = admin_pool(&server).await;
         admin

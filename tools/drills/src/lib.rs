@@ -3,4 +3,8 @@
 //! reader finds — so a claim of the study note becomes a number.
 
 pub mod cluster;
+pub mod outbox_relay;
+pub mod prometheus;
 pub mod replication;
+pub mod replication_factor;
+pub mod unclean_election;

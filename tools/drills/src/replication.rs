@@ -10,13 +10,18 @@
 //!    the records only the old leader had;
 //! 5. read the partition back and compare with what was acknowledged.
 //!
-//! **Too few in-sync replicas** — `min.insync.replicas=2`: with two of the three nodes
-//! stopped, an `acks=all` producer is refused (never told "stored" for a single copy),
-//! while `acks=1` still "succeeds" onto the one remaining copy.
+//! **Too few in-sync replicas** — `min.insync.replicas=2`: with two of the three brokers
+//! stopped, an `acks=all` producer is refused with `NOT_ENOUGH_REPLICAS` (never told
+//! "stored" for a single copy), while `acks=1` still "succeeds" onto the one remaining
+//! copy — and the alert rules fire while it lasts.
 //!
 //! **Whole-cluster `kill -9`** under `acks=all` load: every node dies at once and
 //! restarts; records that were acknowledged were in the page cache of at least two
 //! brokers, which a process kill does not lose.
+//!
+//! The other store-stage drills live beside this one: replication factor 1 vs 3
+//! (`replication_factor.rs`), unclean leader election (`unclean_election.rs`) and the
+//! outbox relay through the faults (`outbox_relay.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -25,7 +30,8 @@ use futures::future::join_all;
 use kafka_config::{Acks, ProducerSettings, describe_topic, read_topic_to_end};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::cluster::DrillCluster;
+use crate::cluster::{BROKERS, CONTROLLER, DrillCluster};
+use crate::prometheus::DrillPrometheus;
 
 /// The counts of one drill run.
 #[derive(Debug, Clone)]
@@ -40,24 +46,36 @@ pub struct Outcome {
     /// Acknowledged but not found: the loss the setting allowed.
     pub lost_acknowledged: usize,
     pub duplicates: usize,
+    /// What else the drill saw: the producer's error, how long a partition had no leader,
+    /// which alerts fired.
+    pub note: String,
+    /// The project's configuration (must lose nothing acknowledged), as opposed to a
+    /// teaching toggle that shows what it loses.
+    pub safe: bool,
 }
 
 impl Outcome {
     pub fn markdown_header() -> &'static str {
-        "| drill | setting | attempted | acknowledged | read back | acknowledged but lost | duplicates |\n|---|---|---|---|---|---|---|"
+        "| drill | setting | attempted | acknowledged | read back | acknowledged but lost | duplicates | what else |\n|---|---|---|---|---|---|---|---|"
     }
 
     pub fn markdown_row(&self) -> String {
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             self.drill,
             self.setting,
             self.attempted,
             self.acknowledged,
             self.read_back,
             self.lost_acknowledged,
-            self.duplicates
+            self.duplicates,
+            self.note.replace('|', "/")
         )
+    }
+
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.note = note.into();
+        self
     }
 }
 
@@ -79,7 +97,7 @@ pub async fn leader_failover(
     // for the follower until it thaws. Let such fetches expire empty first
     // (`replica.fetch.wait.max.ms` is 500 ms) so only the leader gets the records.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let acknowledged = send_all(&producer, &topic, count).await;
+    let (acknowledged, first_error) = send_all(&producer, &topic, "m", count).await;
 
     // The leader dies with whatever only it had; the followers come back.
     cluster.node("kill", leader)?;
@@ -97,10 +115,11 @@ pub async fn leader_failover(
         count,
         &acknowledged,
         &copies,
-    ))
+    )
+    .with_note(first_error.map_or(String::new(), |e| format!("producer: {e}"))))
 }
 
-async fn send(producer: &FutureProducer, topic: &str, id: &str) -> Result<(), String> {
+pub(crate) async fn send(producer: &FutureProducer, topic: &str, id: &str) -> Result<(), String> {
     producer
         .send(
             FutureRecord::to(topic).key(id).payload(id),
@@ -111,7 +130,7 @@ async fn send(producer: &FutureProducer, topic: &str, id: &str) -> Result<(), St
         .map_err(|(e, _)| e.to_string())
 }
 
-fn acks_name(acks: Acks) -> &'static str {
+pub(crate) fn acks_name(acks: Acks) -> &'static str {
     match acks {
         Acks::None => "0",
         Acks::Leader => "1",
@@ -119,13 +138,13 @@ fn acks_name(acks: Acks) -> &'static str {
     }
 }
 
-/// Waits until partition 0 has all three replicas in sync; returns (leader, followers).
-async fn wait_in_sync(bootstrap: &str, topic: &str) -> Result<(i32, Vec<i32>), String> {
+/// Waits until partition 0 has all its replicas in sync; returns (leader, followers).
+pub(crate) async fn wait_in_sync(bootstrap: &str, topic: &str) -> Result<(i32, Vec<i32>), String> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Ok(view) = describe_topic(bootstrap, topic, Duration::from_secs(5)).await {
             if let Some(p) = view.partitions.first() {
-                if p.isr.len() == 3 && p.leader >= 0 {
+                if p.isr.len() == p.replicas.len() && p.leader >= 0 {
                     let followers = p
                         .replicas
                         .iter()
@@ -143,7 +162,11 @@ async fn wait_in_sync(bootstrap: &str, topic: &str) -> Result<(i32, Vec<i32>), S
     }
 }
 
-async fn wait_for_new_leader(bootstrap: &str, topic: &str, old: i32) -> Result<i32, String> {
+pub(crate) async fn wait_for_new_leader(
+    bootstrap: &str,
+    topic: &str,
+    old: i32,
+) -> Result<i32, String> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Ok(view) = describe_topic(bootstrap, topic, Duration::from_secs(5)).await {
@@ -160,32 +183,186 @@ async fn wait_for_new_leader(bootstrap: &str, topic: &str, old: i32) -> Result<i
     }
 }
 
-/// Produces `count` records with `acks` while two of the three nodes are stopped,
-/// counts what was acknowledged, restarts the nodes and counts what is there.
+/// How long the min-ISR drill waits for the alerts, and in which state it accepts them.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertCheck<'a> {
+    pub prometheus: &'a DrillPrometheus,
+    /// `true`: wait until `KafkaUnderReplicatedPartitions` has passed its `for: 1m` and
+    /// fires (the drills binary). `false`: pending is enough — its expression holds — which
+    /// saves `make test` a minute.
+    pub wait_for_slow_alerts: bool,
+}
+
+/// Two of the three brokers stopped under `min.insync.replicas=2`: one partition, two
+/// producers writing to it at once — `acks=all` (ids `all-*`) and `acks=1` (ids `one-*`).
+/// Returns one outcome per producer; with `alerts`, the alert rules' verdict goes in the
+/// notes.
 pub async fn too_few_in_sync_replicas(
     cluster: &DrillCluster,
-    acks: Acks,
     count: usize,
-) -> Result<Outcome, String> {
+    alerts: Option<AlertCheck<'_>>,
+) -> Result<Vec<Outcome>, String> {
     let bootstrap = cluster.bootstrap_servers();
-    let (topic, _leader, followers, producer) = prepare(&bootstrap, "min-isr", 1, acks).await?;
+    let (topic, leader, followers, all_producer) =
+        prepare(&bootstrap, "min-isr", 1, Acks::All).await?;
+    let one_producer = drill_producer(&bootstrap, Acks::Leader)?;
+    send(&one_producer, &topic, "warm-up")
+        .await
+        .map_err(|e| format!("warm-up send: {e}"))?;
 
+    // A controlled shutdown takes a follower out of the ISR at once; the controller
+    // (node 4, untouched) records the shrink. The leader is then alone in the ISR.
     for f in &followers {
         cluster.node("stop", *f)?;
     }
-    let acknowledged = send_all(&producer, &topic, count).await;
+    wait_for_isr(&bootstrap, &topic, &[leader]).await?;
+    let (all_acked, all_error) = send_all(&all_producer, &topic, "all", count).await;
+    let (one_acked, one_error) = send_all(&one_producer, &topic, "one", count).await;
+    let broker_answer = probe_without_retries(&bootstrap, &topic).await;
+
+    let mut alert_note = String::new();
+    if let Some(check) = alerts {
+        alert_note = wait_for_replication_alerts(check).await?;
+        let refusals = check
+            .prometheus
+            .query(r#"sum(kafka_network_requestmetrics_errors_total{request="Produce",error="NOT_ENOUGH_REPLICAS"})"#)
+            .await?
+            .unwrap_or(0.0);
+        alert_note.push_str(&format!(
+            "; produce requests refused NOT_ENOUGH_REPLICAS: {refusals}"
+        ));
+    }
+
     for f in &followers {
         cluster.node("start", *f)?;
     }
     wait_in_sync(&bootstrap, &topic).await?;
     let copies = read_copies(&bootstrap, &topic).await?;
-    Ok(outcome(
-        "2 of 3 nodes stopped (min ISR 2)",
-        acks,
+    let drill = "2 of 3 brokers stopped (min ISR 2)";
+    let all = outcome(
+        drill,
+        Acks::All,
         count,
-        &acknowledged,
-        &copies,
+        &all_acked,
+        &prefixed(&copies, "all-"),
+    )
+    .with_note(join_notes(&[
+        all_error.map(|e| format!("producer: {e}")),
+        Some(format!("broker's answer without retries: {broker_answer}")),
+        Some(alert_note).filter(|n| !n.is_empty()),
+    ]));
+    let one = outcome(
+        drill,
+        Acks::Leader,
+        count,
+        &one_acked,
+        &prefixed(&copies, "one-"),
+    )
+    .with_note(
+        one_error.map_or("one copy only while the others were down".to_owned(), |e| {
+            format!("producer: {e}")
+        }),
+    );
+    Ok(vec![one, all])
+}
+
+/// What the leader answers an `acks=all` write right now, seen without the producer's
+/// retries: the project's producer retries `NOT_ENOUGH_REPLICAS` (it is transient) until
+/// its delivery timeout and then reports the timeout, which hides the broker's reason.
+async fn probe_without_retries(bootstrap: &str, topic: &str) -> String {
+    let mut settings = ProducerSettings::reliable(bootstrap);
+    settings.idempotence = false; // idempotence requires retries
+    let mut config = settings.client_config();
+    config.set("retries", "0");
+    let probe: FutureProducer = match config.create() {
+        Ok(p) => p,
+        Err(e) => return format!("(probe producer: {e})"),
+    };
+    match send(&probe, topic, "probe").await {
+        Ok(()) => "stored (!)".to_owned(),
+        Err(e) => e,
+    }
+}
+
+/// Waits for the under-min-ISR alert to fire and the under-replicated one to fire (or be
+/// pending); returns a note such as "alerts: KafkaUnderMinIsrPartitions firing, ...".
+async fn wait_for_replication_alerts(check: AlertCheck<'_>) -> Result<String, String> {
+    let p = check.prometheus;
+    eprintln!(
+        "[drill] waiting for the alert rules (Prometheus {}) ...",
+        p.url()
+    );
+    p.wait_for_alerts(
+        &["KafkaUnderMinIsrPartitions"],
+        &["firing"],
+        Duration::from_secs(90),
+    )
+    .await?;
+    let slow_states: &[&str] = if check.wait_for_slow_alerts {
+        &["firing"]
+    } else {
+        &["pending", "firing"]
+    };
+    let alerts = p
+        .wait_for_alerts(
+            &["KafkaUnderReplicatedPartitions"],
+            slow_states,
+            Duration::from_secs(150),
+        )
+        .await?;
+    let under_replicated = p
+        .query("sum(kafka_server_replicamanager_underreplicatedpartitions)")
+        .await?
+        .unwrap_or(f64::NAN);
+    let mut states: Vec<String> = alerts
+        .iter()
+        .map(|a| format!("{} {}", a.name(), a.state))
+        .collect();
+    states.sort();
+    states.dedup();
+    Ok(format!(
+        "alerts: {} (under-replicated partitions: {under_replicated})",
+        states.join(", ")
     ))
+}
+
+/// Waits until partition 0's ISR is exactly `isr` (in any order).
+pub(crate) async fn wait_for_isr(bootstrap: &str, topic: &str, isr: &[i32]) -> Result<(), String> {
+    let mut want = isr.to_vec();
+    want.sort_unstable();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Ok(view) = describe_topic(bootstrap, topic, Duration::from_secs(5)).await {
+            if let Some(p) = view.partitions.first() {
+                let mut have = p.isr.clone();
+                have.sort_unstable();
+                if have == want {
+                    return Ok(());
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{topic}: ISR did not become {isr:?} within 90s"));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn prefixed(copies: &HashMap<String, usize>, prefix: &str) -> HashMap<String, usize> {
+    copies
+        .iter()
+        .filter(|(id, _)| id.starts_with(prefix))
+        .map(|(id, n)| (id.clone(), *n))
+        .collect()
+}
+
+pub(crate) fn join_notes(notes: &[Option<String>]) -> String {
+    notes
+        .iter()
+        .flatten()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Sends `acks=all` records for a while, `kill -9`s all three nodes mid-stream,
@@ -222,7 +399,7 @@ pub async fn whole_cluster_kill(cluster: &DrillCluster, count: usize) -> Result<
         })
     };
     tokio::time::sleep(Duration::from_millis(600)).await;
-    for id in 1..=3 {
+    for id in BROKERS.into_iter().chain([CONTROLLER]) {
         cluster.node("kill", id)?;
     }
     killed.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -251,7 +428,7 @@ pub async fn whole_cluster_kill(cluster: &DrillCluster, count: usize) -> Result<
 
 /// A fresh topic (`partitions`, three replicas, min ISR 2) with every replica in sync,
 /// and a producer with `acks` that has already delivered one warm-up record.
-async fn prepare(
+pub(crate) async fn prepare(
     bootstrap: &str,
     prefix: &str,
     partitions: i32,
@@ -270,31 +447,52 @@ async fn prepare(
     Ok((topic, leader, followers, producer))
 }
 
-/// Sends `m-0` .. `m-{count-1}` at once; returns the ids the producer was told are
-/// stored, and prints the first refusal.
-async fn send_all(producer: &FutureProducer, topic: &str, count: usize) -> HashSet<String> {
-    let ids: Vec<String> = (0..count).map(|i| format!("m-{i}")).collect();
+/// Sends `<prefix>-0` .. `<prefix>-{count-1}` at once; returns the ids the producer was
+/// told are stored, and the first refusal.
+pub(crate) async fn send_all(
+    producer: &FutureProducer,
+    topic: &str,
+    prefix: &str,
+    count: usize,
+) -> (HashSet<String>, Option<String>) {
+    let ids: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
     let results = join_all(ids.iter().map(|id| send(producer, topic, id))).await;
-    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+    let first_error = results.iter().find_map(|r| r.as_ref().err().cloned());
+    if let Some(e) = &first_error {
         eprintln!("[drill] first refusal seen by the producer: {e}");
     }
-    ids.into_iter()
+    let acked = ids
+        .into_iter()
         .zip(results)
         .filter(|(_, r)| r.is_ok())
         .map(|(id, _)| id)
-        .collect()
+        .collect();
+    (acked, first_error)
 }
 
-fn drill_producer(bootstrap: &str, acks: Acks) -> Result<FutureProducer, String> {
+/// The project's producer settings with `acks` (idempotent with `acks=all`) and an 8 s
+/// delivery timeout, so a refused record is reported within the drill's patience.
+pub(crate) fn drill_producer(bootstrap: &str, acks: Acks) -> Result<FutureProducer, String> {
+    drill_producer_with_timeout(bootstrap, acks, 8_000)
+}
+
+pub(crate) fn drill_producer_with_timeout(
+    bootstrap: &str,
+    acks: Acks,
+    delivery_timeout_ms: u32,
+) -> Result<FutureProducer, String> {
     let mut settings = ProducerSettings::reliable(bootstrap);
     settings.acks = acks;
     settings.idempotence = acks == Acks::All;
-    settings.delivery_timeout_ms = 8_000;
+    settings.delivery_timeout_ms = delivery_timeout_ms;
     settings.client_config().create().map_err(|e| e.to_string())
 }
 
 /// Records in the topic by payload (the record id), with how many copies of each.
-async fn read_copies(bootstrap: &str, topic: &str) -> Result<HashMap<String, usize>, String> {
+pub(crate) async fn read_copies(
+    bootstrap: &str,
+    topic: &str,
+) -> Result<HashMap<String, usize>, String> {
     let records = read_topic_to_end(bootstrap, topic, Duration::from_secs(60))
         .await
         .map_err(|e| e.to_string())?;
@@ -308,7 +506,7 @@ async fn read_copies(bootstrap: &str, topic: &str) -> Result<HashMap<String, usi
     Ok(copies)
 }
 
-fn outcome(
+pub(crate) fn outcome(
     drill: &'static str,
     acks: Acks,
     attempted: usize,
@@ -326,5 +524,7 @@ fn outcome(
             .filter(|id| !copies.contains_key(*id))
             .count(),
         duplicates: copies.values().map(|c| c - 1).sum(),
+        note: String::new(),
+        safe: acks == Acks::All,
     }
 }

@@ -40,8 +40,9 @@ impl BenchEvent {
 
     /// As order-service writes it into its outbox.
     pub fn outbox_message(&self, topic: &str) -> OutboxMessage {
-        let mut message = OutboxMessage::new(topic, self.key.clone(), ORDER_CREATED, self.payload.clone())
-            .with_header("schema-version", SCHEMA_VERSION.to_string());
+        let mut message =
+            OutboxMessage::new(topic, self.key.clone(), ORDER_CREATED, self.payload.clone())
+                .with_header("schema-version", SCHEMA_VERSION.to_string());
         message.id = self.event_id;
         message
     }
@@ -83,6 +84,9 @@ mod tests {
         assert_eq!(back.order_id.to_string(), e.key);
         assert!(back.amount_minor > 0 && back.amount_minor % 100 != 13);
         let m = e.outbox_message("t");
-        assert_eq!((m.id, m.key.as_str(), m.event_type.as_str()), (e.event_id, e.key.as_str(), ORDER_CREATED));
+        assert_eq!(
+            (m.id, m.key.as_str(), m.event_type.as_str()),
+            (e.event_id, e.key.as_str(), ORDER_CREATED)
+        );
     }
 }

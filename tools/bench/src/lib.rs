@@ -29,7 +29,10 @@ pub use settings::{Measurement, Settings};
 
 /// One progress line on stderr (stdout is the result table).
 pub fn progress(message: &str) {
-    eprintln!("[bench {}] {message}", chrono::Local::now().format("%H:%M:%S"));
+    eprintln!(
+        "[bench {}] {message}",
+        chrono::Local::now().format("%H:%M:%S")
+    );
 }
 
 /// Runs the selected measurements one after another (never two at once: they would
@@ -41,8 +44,12 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Written> {
         results.api = attempt("api", &mut results.errors, measure::api::measure(settings)).await;
     }
     if settings.wants(Measurement::Relay) {
-        results.relay =
-            attempt("relay", &mut results.errors, measure::relay::measure(settings)).await;
+        results.relay = attempt(
+            "relay",
+            &mut results.errors,
+            measure::relay::measure(settings),
+        )
+        .await;
     }
     if settings.wants(Measurement::Consumer) {
         results.consumer = attempt(
@@ -56,8 +63,12 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Written> {
         results.e2e = attempt("e2e", &mut results.errors, measure::e2e::measure(settings)).await;
     }
     if settings.wants(Measurement::Claim) {
-        results.claim =
-            attempt("claim", &mut results.errors, measure::claim::measure(settings)).await;
+        results.claim = attempt(
+            "claim",
+            &mut results.errors,
+            measure::claim::measure(settings),
+        )
+        .await;
     }
     match stack::drop_run_databases(settings).await {
         Ok(n) => progress(&format!("dropped the run's {n} databases")),

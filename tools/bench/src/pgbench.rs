@@ -53,8 +53,7 @@ pub async fn run(
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    parse_output(&stdout, clients)
-        .with_context(|| format!("unexpected pgbench output:\n{stdout}"))
+    parse_output(&stdout, clients).with_context(|| format!("unexpected pgbench output:\n{stdout}"))
 }
 
 /// Reads `number of transactions actually processed: N`, `latency average = X ms` and
@@ -67,7 +66,13 @@ pub fn parse_output(stdout: &str, clients: usize) -> Option<PgbenchResult> {
     let (mut have_tx, mut have_tps) = (false, false);
     for line in stdout.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("number of transactions actually processed:") {
-            result.transactions = rest.split_whitespace().next()?.split('/').next()?.parse().ok()?;
+            result.transactions = rest
+                .split_whitespace()
+                .next()?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()?;
             have_tx = true;
         } else if let Some(rest) = line.strip_prefix("latency average =") {
             result.latency_avg_ms = rest.split_whitespace().next()?.parse().ok()?;
@@ -112,7 +117,11 @@ tps = 4127.901234 (without initial connection time)
     #[test]
     fn refuses_a_report_without_its_figures() {
         assert_eq!(parse_output("pgbench: error: connection failed", 1), None);
-        let no_tps: String = PG15.lines().filter(|l| !l.starts_with("tps")).collect::<Vec<_>>().join("\n");
+        let no_tps: String = PG15
+            .lines()
+            .filter(|l| !l.starts_with("tps"))
+            .collect::<Vec<_>>()
+            .join("\n");
         assert_eq!(parse_output(&no_tps, 16), None);
     }
 }

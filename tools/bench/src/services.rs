@@ -191,7 +191,10 @@ impl RssSampler {
     pub async fn finish(self) -> Vec<u64> {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
-        self.peaks.iter().map(|p| p.load(Ordering::Relaxed)).collect()
+        self.peaks
+            .iter()
+            .map(|p| p.load(Ordering::Relaxed))
+            .collect()
     }
 }
 
@@ -201,7 +204,8 @@ mod tests {
 
     #[test]
     fn vm_rss_is_read_from_proc_status() {
-        let status = "Name:\torder-service\nVmPeak:\t  99999 kB\nVmRSS:\t   23456 kB\nThreads:\t9\n";
+        let status =
+            "Name:\torder-service\nVmPeak:\t  99999 kB\nVmRSS:\t   23456 kB\nThreads:\t9\n";
         assert_eq!(parse_vm_rss(status), Some(23456));
         assert_eq!(parse_vm_rss("Name:\tx\n"), None);
         // Our own process has a resident set.

@@ -53,9 +53,9 @@ pub struct Settings {
     /// (`BENCH_RATES`, default `100,500,1000`).
     pub rates: Vec<u32>,
     /// Outbox rows the relay drains, and messages the raw producer sends
-    /// (`BENCH_RELAY_EVENTS`, default 20000).
+    /// (`BENCH_RELAY_EVENTS`, default 5000).
     pub relay_events: usize,
-    /// `OrderCreated` events payment-service consumes (`BENCH_CONSUMER_MESSAGES`, 5000).
+    /// `OrderCreated` events payment-service consumes (`BENCH_CONSUMER_MESSAGES`, 2000).
     pub consumer_messages: usize,
     /// Rows per combination of the claim-strategy bench (`BENCH_CLAIM_ROWS`, 5000).
     pub claim_rows: usize,
@@ -91,7 +91,11 @@ impl Settings {
             bail!("BENCH_RATES: rates must be positive");
         }
         let only = var("BENCH_ONLY")
-            .map(|list| list.split(',').map(str::parse).collect::<Result<Vec<_>, _>>())
+            .map(|list| {
+                list.split(',')
+                    .map(str::parse)
+                    .collect::<Result<Vec<_>, _>>()
+            })
             .transpose()?;
         let settings = Self {
             postgres_server: var("BENCH_POSTGRES_URL")
@@ -105,11 +109,11 @@ impl Settings {
             seconds: parse("BENCH_SECONDS", var("BENCH_SECONDS"), 10)?,
             concurrency: parse("BENCH_CONCURRENCY", var("BENCH_CONCURRENCY"), 16)?,
             rates,
-            relay_events: parse("BENCH_RELAY_EVENTS", var("BENCH_RELAY_EVENTS"), 20_000)?,
+            relay_events: parse("BENCH_RELAY_EVENTS", var("BENCH_RELAY_EVENTS"), 5_000)?,
             consumer_messages: parse(
                 "BENCH_CONSUMER_MESSAGES",
                 var("BENCH_CONSUMER_MESSAGES"),
-                5_000,
+                2_000,
             )?,
             claim_rows: parse("BENCH_CLAIM_ROWS", var("BENCH_CLAIM_ROWS"), 5_000)?,
             only,

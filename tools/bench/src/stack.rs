@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 // Database names are the bench's own (`bench<run>_<what>`), never input: safe to splice.
-use sqlx::{AssertSqlSafe, PgPool};
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, PgPool};
 
 use crate::Settings;
 
@@ -15,9 +15,11 @@ use crate::Settings;
 /// measurements migrate it with the shared crates' migrators.
 pub async fn fresh_database(settings: &Settings, name: &str) -> anyhow::Result<String> {
     let admin = admin_pool(settings).await?;
-    sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-        .execute(&admin)
-        .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await?;
     sqlx::query(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .execute(&admin)
         .await
@@ -35,9 +37,11 @@ pub async fn drop_run_databases(settings: &Settings) -> anyhow::Result<u64> {
             .fetch_all(&admin)
             .await?;
     for name in &names {
-        sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-            .execute(&admin)
-            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&admin)
+        .await?;
     }
     admin.close().await;
     Ok(names.len() as u64)

@@ -44,7 +44,10 @@ mod tests {
     fn nearest_rank_percentiles_are_observed_values() {
         let values: Vec<f64> = (1..=100).rev().map(f64::from).collect();
         let p = Percentiles::of(&values);
-        assert_eq!((p.count, p.p50, p.p90, p.p99, p.max), (100, 50.0, 90.0, 99.0, 100.0));
+        assert_eq!(
+            (p.count, p.p50, p.p90, p.p99, p.max),
+            (100, 50.0, 90.0, 99.0, 100.0)
+        );
         let small = Percentiles::of(&[3.0, 1.0, 2.0]);
         assert_eq!((small.p50, small.p99, small.max), (2.0, 3.0, 3.0));
         assert_eq!(Percentiles::of(&[]), Percentiles::default());

@@ -78,12 +78,18 @@ pub async fn measure(settings: &Settings) -> anyhow::Result<ApiResult> {
     progress("api: order-service, relay off, closed loop");
     let db_off = stack::fresh_database(settings, &settings.name("api_relay_off")).await?;
     let relay_off = api_run(settings, &db_off, false, clients, warmup, window).await?;
-    progress(&format!("api: relay off: {:.0} orders/s", relay_off.orders_per_s));
+    progress(&format!(
+        "api: relay off: {:.0} orders/s",
+        relay_off.orders_per_s
+    ));
 
     progress("api: order-service, relay on, closed loop");
     let db_on = stack::fresh_database(settings, &settings.name("api_relay_on")).await?;
     let relay_on = api_run(settings, &db_on, true, clients, warmup, window).await?;
-    progress(&format!("api: relay on: {:.0} orders/s", relay_on.orders_per_s));
+    progress(&format!(
+        "api: relay on: {:.0} orders/s",
+        relay_on.orders_per_s
+    ));
 
     // Same database as the relay-off run: same schema, indexes, trigger, and table size.
     let payload = serde_json::to_string(&BenchEvent::new(0).payload)?;
@@ -125,7 +131,11 @@ async fn api_run(
     warmup: Duration,
     window: Duration,
 ) -> anyhow::Result<ApiRun> {
-    let label = if relay_enabled { "api_relay_on" } else { "api_relay_off" };
+    let label = if relay_enabled {
+        "api_relay_on"
+    } else {
+        "api_relay_off"
+    };
     let topic = settings.name(&format!("{label}_order_events"));
     let service = ServiceProcess::start(
         settings,
@@ -171,7 +181,10 @@ mod tests {
         assert_eq!(s.matches("SELECT").count(), 0);
         let begin = s.find("BEGIN;").expect("BEGIN");
         let end = s.find("END;").expect("END");
-        assert!(begin < s.find("INSERT INTO orders").expect("orders") && s.find("INSERT INTO outbox").expect("outbox") < end);
+        assert!(
+            begin < s.find("INSERT INTO orders").expect("orders")
+                && s.find("INSERT INTO outbox").expect("outbox") < end
+        );
         assert!(s.contains("'{\"a\":1}'::jsonb"));
         let with_reads = two_inserts_script("{}", true);
         assert_eq!(with_reads.matches("SELECT").count(), 2);

@@ -109,7 +109,9 @@ pub async fn measure(settings: &Settings) -> anyhow::Result<ConsumerResult> {
     pool.close().await;
     service.stop().await?;
     let consumer_messages_per_s = (count - 1).max(0) as f64 / span.max(f64::EPSILON);
-    progress(&format!("consumer: {consumer_messages_per_s:.0} messages/s"));
+    progress(&format!(
+        "consumer: {consumer_messages_per_s:.0} messages/s"
+    ));
 
     progress("consumer: pgbench, the dedup + payment transaction, 1 client");
     let outcome = serde_json::json!({

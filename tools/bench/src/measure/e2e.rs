@@ -105,7 +105,8 @@ pub async fn measure(settings: &Settings) -> anyhow::Result<E2eResult> {
 
 async fn run_mode(settings: &Settings, wake: Wake) -> anyhow::Result<(Vec<E2ePoint>, Memory)> {
     let tag = format!("e2e_{}", wake.label().replace('-', "_"));
-    let orders_url = stack::fresh_database(settings, &settings.name(&format!("{tag}_orders"))).await?;
+    let orders_url =
+        stack::fresh_database(settings, &settings.name(&format!("{tag}_orders"))).await?;
     let payments_url =
         stack::fresh_database(settings, &settings.name(&format!("{tag}_payments"))).await?;
     let order_topic = settings.name(&format!("{tag}_order_events"));
@@ -157,7 +158,11 @@ async fn run_mode(settings: &Settings, wake: Wake) -> anyhow::Result<(Vec<E2ePoi
     let mut points = Vec::new();
     let mut first_index = 0;
     for &rate in &settings.rates {
-        progress(&format!("e2e ({}): {rate} orders/s for {}s", wake.label(), settings.seconds));
+        progress(&format!(
+            "e2e ({}): {rate} orders/s for {}s",
+            wake.label(),
+            settings.seconds
+        ));
         let run = http_load::fixed_rate(
             &client,
             &order.base_url(),
@@ -188,8 +193,9 @@ async fn run_mode(settings: &Settings, wake: Wake) -> anyhow::Result<(Vec<E2ePoi
     Ok((points, memory))
 }
 
-/// Waits (at most 60 s) until every created order has its payment, then computes the
-/// latencies from the two databases.
+/// Waits until every created order has its payment (at most 60 s plus 40 ms per order,
+/// capped at 4 minutes: a rate above the consumer's drains a backlog first), then
+/// computes the latencies from the two databases.
 async fn settle_and_measure(
     wake: Wake,
     rate: u32,
@@ -207,7 +213,8 @@ async fn settle_and_measure(
         })
         .collect();
     let keys: Vec<String> = accepted.keys().cloned().collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let wait = Duration::from_secs(60) + Duration::from_millis(40 * keys.len() as u64);
+    let deadline = Instant::now() + wait.min(Duration::from_secs(240));
     let applied: Vec<(String, DateTime<Utc>)> = loop {
         // The payment's outcome row: written last in the payment's transaction.
         let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
@@ -230,7 +237,9 @@ async fn settle_and_measure(
     .into_iter()
     .collect();
 
-    let ms = |from: DateTime<Utc>, to: DateTime<Utc>| (to - from).num_microseconds().unwrap_or(0) as f64 / 1e3;
+    let ms = |from: DateTime<Utc>, to: DateTime<Utc>| {
+        (to - from).num_microseconds().unwrap_or(0) as f64 / 1e3
+    };
     let (mut e2e, mut relay_stage, mut consume_stage) = (Vec::new(), Vec::new(), Vec::new());
     for (key, applied_at) in &applied {
         let Some((accepted_at, _)) = accepted.get(key) else {

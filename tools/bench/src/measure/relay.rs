@@ -161,14 +161,21 @@ async fn wait_all_sent(pool: &PgPool, timeout: Duration) -> anyhow::Result<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the relay left {unsent} rows unsent after {}s", timeout.as_secs());
+            bail!(
+                "the relay left {unsent} rows unsent after {}s",
+                timeout.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 /// Sends every event and waits for every acknowledgement; an error fails the run.
-pub async fn send_all(producer: &FutureProducer, topic: &str, events: &[BenchEvent]) -> anyhow::Result<()> {
+pub async fn send_all(
+    producer: &FutureProducer,
+    topic: &str,
+    events: &[BenchEvent],
+) -> anyhow::Result<()> {
     let payloads: Vec<Vec<u8>> = events.iter().map(BenchEvent::payload_bytes).collect();
     let sends = events.iter().zip(&payloads).map(|(e, payload)| {
         let record = FutureRecord::to(topic)
@@ -179,7 +186,11 @@ pub async fn send_all(producer: &FutureProducer, topic: &str, events: &[BenchEve
         // full local queue.
         producer.send(record, Duration::from_secs(30))
     });
-    let failed = join_all(sends).await.into_iter().filter(Result::is_err).count();
+    let failed = join_all(sends)
+        .await
+        .into_iter()
+        .filter(Result::is_err)
+        .count();
     if failed > 0 {
         bail!("{failed} of {} raw sends failed", events.len());
     }

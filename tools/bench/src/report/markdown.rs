@@ -49,7 +49,11 @@ pub fn render(r: &Results) -> String {
                 let _ = writeln!(
                     s,
                     "| order API, relay {}, orders/s ({} clients; p50 {:.1} ms, p99 {:.1} ms; {} failed) | {:.0} | pgbench two inserts: {:.0} tps | {:.0} % |",
-                    if run.relay_enabled { "on (as deployed)" } else { "off" },
+                    if run.relay_enabled {
+                        "on (as deployed)"
+                    } else {
+                        "off"
+                    },
                     run.clients,
                     run.latency_ms.p50,
                     run.latency_ms.p99,
@@ -156,7 +160,9 @@ pub fn render(r: &Results) -> String {
         s.push('\n');
     }
 
-    s.push_str("## Memory (RSS, MiB)\n\n| service | run | idle | under load (peak) |\n|---|---|---|---|\n");
+    s.push_str(
+        "## Memory (RSS, MiB)\n\n| service | run | idle | under load (peak) |\n|---|---|---|---|\n",
+    );
     if let Some(e2e) = &r.e2e {
         let m = e2e.memory;
         let _ = writeln!(

@@ -108,15 +108,27 @@ pub fn targets(r: &Results) -> Vec<Target> {
     };
     let mut out = Vec::new();
     if let Some(api) = &r.api {
-        out.push(ratio("order API vs pgbench (two inserts)", API_TARGET, api.ratio));
+        out.push(ratio(
+            "order API vs pgbench (two inserts)",
+            API_TARGET,
+            api.ratio,
+        ));
     }
     if let Some(relay) = &r.relay {
         out.push(ratio("relay vs raw producer", RELAY_TARGET, relay.ratio));
     }
     if let Some(consumer) = &r.consumer {
-        out.push(ratio("consumer vs pgbench (dedup + payment)", CONSUMER_TARGET, consumer.ratio));
+        out.push(ratio(
+            "consumer vs pgbench (dedup + payment)",
+            CONSUMER_TARGET,
+            consumer.ratio,
+        ));
     }
-    if let Some(point) = r.e2e.as_ref().and_then(|e| e.point(Wake::Notify, E2E_TARGET_RATE)) {
+    if let Some(point) = r
+        .e2e
+        .as_ref()
+        .and_then(|e| e.point(Wake::Notify, E2E_TARGET_RATE))
+    {
         out.push(Target {
             name: format!("e2e p99 at {E2E_TARGET_RATE} orders/s, NOTIFY"),
             target: format!("< {E2E_P99_TARGET_MS:.0} ms"),

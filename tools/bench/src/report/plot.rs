@@ -15,7 +15,9 @@ const TOP: f64 = 20.0;
 const BOTTOM: f64 = 40.0;
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// One series of the latency plot: (rate, ms) points.
@@ -54,11 +56,21 @@ pub fn latency_series(points: &[E2ePoint]) -> Vec<Series> {
 
 /// Latency (log y) against rate (linear x), with the 25 ms target as a grey line.
 pub fn latency_svg(series: &[Series]) -> String {
-    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied()).collect();
+    let all: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .collect();
     let x_max = all.iter().map(|p| p.0).fold(1.0, f64::max) * 1.05;
-    let y_min = all.iter().map(|p| p.1).fold(E2E_P99_TARGET_MS, f64::min).max(0.1);
+    let y_min = all
+        .iter()
+        .map(|p| p.1)
+        .fold(E2E_P99_TARGET_MS, f64::min)
+        .max(0.1);
     let y_max = all.iter().map(|p| p.1).fold(E2E_P99_TARGET_MS, f64::max);
-    let (lo, hi) = (y_min.log10().floor(), y_max.log10().ceil().max(y_min.log10().floor() + 1.0));
+    let (lo, hi) = (
+        y_min.log10().floor(),
+        y_max.log10().ceil().max(y_min.log10().floor() + 1.0),
+    );
     let x = |v: f64| LEFT + v / x_max * (W - LEFT - RIGHT);
     let y = |v: f64| TOP + (hi - v.max(1e-3).log10()) / (hi - lo) * (H - TOP - BOTTOM);
     let mut s = format!(
@@ -114,7 +126,11 @@ pub fn latency_svg(series: &[Series]) -> String {
             .iter()
             .map(|(rx, ry)| format!("{:.1},{:.1}", x(*rx), y(*ry)))
             .collect();
-        let dash = if se.dashed { r#" stroke-dasharray="6,3""# } else { "" };
+        let dash = if se.dashed {
+            r#" stroke-dasharray="6,3""#
+        } else {
+            ""
+        };
         let _ = write!(
             s,
             r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
@@ -160,7 +176,11 @@ pub fn ratio_svg(bars: &[(String, f64, f64)]) -> String {
     );
     for (i, (label, ratio, target)) in bars.iter().enumerate() {
         let top = TOP + i as f64 * row;
-        let color = if ratio >= target { "#2ca02c" } else { "#ff7f0e" };
+        let color = if ratio >= target {
+            "#2ca02c"
+        } else {
+            "#ff7f0e"
+        };
         let _ = write!(
             s,
             r##"<text x="{}" y="{:.1}" text-anchor="end">{}</text><rect x="{left}" y="{top:.1}" width="{:.1}" height="18" fill="{color}"/><text x="{:.1}" y="{:.1}">{:.0} %</text><line x1="{t:.1}" x2="{t:.1}" y1="{:.1}" y2="{:.1}" stroke="#000" stroke-width="2"><title>target {:.0} %</title></line>"##,
@@ -188,13 +208,21 @@ pub fn ratio_svg(bars: &[(String, f64, f64)]) -> String {
 pub fn render(r: &Results) -> String {
     let mut bars = Vec::new();
     if let Some(api) = &r.api {
-        bars.push(("order API / pgbench two inserts".to_owned(), api.ratio, API_TARGET));
+        bars.push((
+            "order API / pgbench two inserts".to_owned(),
+            api.ratio,
+            API_TARGET,
+        ));
     }
     if let Some(relay) = &r.relay {
         bars.push(("relay / raw producer".to_owned(), relay.ratio, RELAY_TARGET));
     }
     if let Some(c) = &r.consumer {
-        bars.push(("consumer / pgbench dedup + payment".to_owned(), c.ratio, CONSUMER_TARGET));
+        bars.push((
+            "consumer / pgbench dedup + payment".to_owned(),
+            c.ratio,
+            CONSUMER_TARGET,
+        ));
     }
     let mut body = String::new();
     if !bars.is_empty() {
@@ -202,7 +230,9 @@ pub fn render(r: &Results) -> String {
         body.push_str(&ratio_svg(&bars));
     }
     if let Some(e2e) = &r.e2e {
-        body.push_str("<h2>End-to-end latency (order accepted → payment applied) against rate</h2>");
+        body.push_str(
+            "<h2>End-to-end latency (order accepted → payment applied) against rate</h2>",
+        );
         body.push_str(&latency_svg(&latency_series(&e2e.points)));
     }
     format!(
@@ -261,7 +291,12 @@ mod tests {
         let y_of = |label: &str| -> f64 {
             let at = svg.find(&format!("<title>{label}")).expect("point");
             let cy = svg[..at].rfind("cy=\"").expect("cy") + 4;
-            svg[cy..].split('"').next().expect("value").parse().expect("number")
+            svg[cy..]
+                .split('"')
+                .next()
+                .expect("value")
+                .parse()
+                .expect("number")
         };
         assert!(y_of("poll-only p99 at 100/s") < y_of("notify p50 at 100/s"));
     }

@@ -77,7 +77,7 @@ fmt: ## Format the Rust code
 lint: ## fmt check + clippy -D warnings + shellcheck-style syntax check of the scripts
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
-	@for f in infra/native/*.sh scripts/*.sh .ci/run; do bash -n "$$f" || exit 1; done
+	@for f in infra/native/*.sh scripts/*.sh load-tests/*.sh .ci/run; do bash -n "$$f" || exit 1; done
 
 .PHONY: reconcile
 reconcile: ## Count accepted orders, events in Kafka, deliveries, payments: lost / double-applied (exit 1 if any)
@@ -100,6 +100,16 @@ drills-replication: deps ## Store-stage drills on a cluster of their own (acks, 
 .PHONY: bench-claim
 bench-claim: infra-up ## Compare outbox claim strategies (SKIP LOCKED vs optimistic lock) with 1/2/4 relays
 	cargo run --release -p outbox --example claim_bench
+
+.PHONY: load
+load: ## k6 scenario against the running stack (make up), SCENARIO=steady|ramp|spike|retry-storm; ends with the reconciliation
+	@bash load-tests/run.sh $(or $(SCENARIO),steady)
+
+.PHONY: bench
+bench: infra-up ## Benchmark (release): API, relay, consumer vs their ceilings, e2e latency, claim strategies, RSS → bench-results/
+	cargo build --release --locked -p bench -p order-service -p payment-service
+	cargo build --release --locked -p outbox --example claim_bench
+	./target/release/bench
 
 .PHONY: sqlx-prepare
 sqlx-prepare: infra-up ## Regenerate the committed .sqlx/ offline query data (needs sqlx-cli)

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use outbox::{ClaimStrategy, OutboxMessage, Relay, RelayConfig};
 use serde_json::json;
 use service_runtime::Shutdown;
+use sqlx::postgres::PgPoolOptions;
 use test_support::{TestDatabase, create_unique_topic, ensure_stack};
 
 const ROWS: usize = 5_000;
@@ -55,6 +56,15 @@ async fn run(strategy: ClaimStrategy, relays: usize, rows: usize) -> (f64, f64) 
     let started = Instant::now();
     let mut tasks = Vec::new();
     for r in 0..relays {
+        // Each relay gets a pool of its own, as a relay process has: one connection for
+        // LISTEN, one for its passes. On the test's small shared pool the relays queued
+        // for connections (and starved the progress query: PoolTimedOut with 4 relays)
+        // instead of competing for rows, which is what this bench compares.
+        let relay_pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&db.url)
+            .await
+            .expect("relay pool");
         let producer =
             kafka_config::ProducerSettings::reliable(&ensure_stack().kafka_bootstrap_servers)
                 .client_config()
@@ -64,7 +74,7 @@ async fn run(strategy: ClaimStrategy, relays: usize, rows: usize) -> (f64, f64) 
         config.strategy = strategy;
         config.poll_interval = Duration::from_millis(20);
         tasks.push(tokio::spawn(
-            Relay::new(pool.clone(), producer, config).run(stop.clone()),
+            Relay::new(relay_pool, producer, config).run(stop.clone()),
         ));
     }
     loop {

@@ -1,0 +1,155 @@
+//! Consumer messages/s against its database ceiling.
+//!
+//! The consumer: payment-service (release) reading a topic prefilled with `OrderCreated`
+//! events, as deployed (Redis fast path on, its outcome relay running). Its rate comes
+//! from the payments it wrote: (n − 1) / (last − first `created_at`), so start-up and
+//! the group join do not count.
+//!
+//! The ceiling: pgbench doing, per message, what the handler does in Postgres — the
+//! provider's charge (its own autocommit statement), then one transaction: inbox record
+//! (`ON CONFLICT ... RETURNING (xmax = 0)`), payment row, outcome row in the outbox —
+//! with **one** client, because the consumer loop handles one message at a time
+//! (per-partition order, offset stored after the effect). Not in the script: the two
+//! Redis calls of the fast path and the Kafka fetch.
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use serde::Serialize;
+
+use crate::events::BenchEvent;
+use crate::measure::relay::send_all;
+use crate::pgbench::{self, PgbenchResult};
+use crate::services::{RssSampler, ServiceProcess, ServiceSpec};
+use crate::{Settings, progress, stack};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerResult {
+    pub messages: usize,
+    pub consumer_messages_per_s: f64,
+    pub pgbench: PgbenchResult,
+    /// `consumer_messages_per_s / pgbench.tps` (target ≥ 0.60).
+    pub ratio: f64,
+    pub rss_load_kib: u64,
+}
+
+/// One message's database work, as in payment-service's `payments.rs` and `provider.rs`.
+pub fn dedup_payment_script(outcome_payload: &str) -> String {
+    format!(
+        "\\set n random(1, 1000000000000000000)\n\
+         \\set amount random(100, 999999)\n\
+         INSERT INTO provider_charges (idempotency_key, amount_minor, currency, outcome, reason) \
+         VALUES ('order-' || :n, :amount, 'EUR', 'APPROVED', NULL) \
+         ON CONFLICT (idempotency_key) DO UPDATE SET calls = provider_charges.calls + 1 \
+         RETURNING outcome, reason;\n\
+         BEGIN;\n\
+         INSERT INTO inbox (consumer_group, message_id, topic, kafka_partition, kafka_offset) \
+         VALUES ('pgbench', md5('e' || :n)::uuid, 'order-events', 0, :n) \
+         ON CONFLICT (consumer_group, message_id) \
+         DO UPDATE SET duplicate_deliveries = inbox.duplicate_deliveries + 1 \
+         RETURNING (xmax = 0) AS inserted;\n\
+         INSERT INTO payments (id, order_id, amount_minor, currency, status) \
+         VALUES (gen_random_uuid(), md5('o' || :n)::uuid, :amount, 'EUR', 'SUCCEEDED') \
+         ON CONFLICT (order_id) DO NOTHING;\n\
+         INSERT INTO outbox (id, aggregate_id, topic, message_key, event_type, payload, headers) \
+         VALUES (gen_random_uuid(), 'order-' || :n, 'payment-events', 'order-' || :n, \
+         'PaymentSucceeded', '{outcome_payload}'::jsonb, '{{\"schema-version\": \"1\"}}'::jsonb);\n\
+         END;\n"
+    )
+}
+
+pub async fn measure(settings: &Settings) -> anyhow::Result<ConsumerResult> {
+    let n = settings.consumer_messages;
+    let topic = stack::create_topic(settings, &settings.name("consumer_order_events")).await?;
+    progress(&format!("consumer: producing {n} OrderCreated events"));
+    let events: Vec<BenchEvent> = (0..n as u64).map(BenchEvent::new).collect();
+    let producer = kafka_config::ProducerSettings::reliable(&settings.kafka_bootstrap_servers)
+        .client_config()
+        .create()?;
+    send_all(&producer, &topic, &events).await?;
+
+    let url = stack::fresh_database(settings, &settings.name("consumer")).await?;
+    progress("consumer: payment-service draining the topic");
+    let service = ServiceProcess::start(
+        settings,
+        ServiceSpec {
+            binary: "payment-service",
+            label: "consumer-payment-service".into(),
+            port: settings.port_base + 1,
+            database_url: url.clone(),
+            order_events_topic: topic.clone(),
+            payment_events_topic: settings.name("consumer_payment_events"),
+            consumer_group: settings.name("consumer"),
+            extra_env: vec![],
+        },
+    )
+    .await?;
+    let sampler = RssSampler::start(vec![service.pid()]);
+    let pool = stack::pool(&url, 2).await?;
+    // Bounded: at 20 messages/s even a slow machine finishes; beyond that, fail.
+    let deadline = Instant::now() + Duration::from_secs(60 + n as u64 / 20);
+    loop {
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
+            .fetch_one(&pool)
+            .await?;
+        if applied as usize >= n {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("payment-service applied {applied} of {n} before the deadline");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rss_load_kib = sampler.finish().await.first().copied().unwrap_or(0);
+    let (count, span): (i64, f64) = sqlx::query_as(
+        "SELECT count(*), extract(epoch FROM max(created_at) - min(created_at))::float8 FROM payments",
+    )
+    .fetch_one(&pool)
+    .await?;
+    pool.close().await;
+    service.stop().await?;
+    let consumer_messages_per_s = (count - 1).max(0) as f64 / span.max(f64::EPSILON);
+    progress(&format!(
+        "consumer: {consumer_messages_per_s:.0} messages/s"
+    ));
+
+    progress("consumer: pgbench, the dedup + payment transaction, 1 client");
+    let outcome = serde_json::json!({
+        "schema_version": 1,
+        "order_id": uuid::Uuid::now_v7(),
+        "payment_id": uuid::Uuid::now_v7(),
+    });
+    let dir = settings.out_dir.join("pgbench");
+    std::fs::create_dir_all(&dir)?;
+    let pgbench = pgbench::run(
+        &url,
+        &dedup_payment_script(&outcome.to_string()),
+        &dir.join("consumer-dedup-payment.sql"),
+        1,
+        settings.seconds,
+    )
+    .await?;
+    Ok(ConsumerResult {
+        messages: n,
+        consumer_messages_per_s,
+        ratio: consumer_messages_per_s / pgbench.tps.max(f64::EPSILON),
+        pgbench,
+        rss_load_kib,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_script_charges_then_writes_inbox_payment_and_outbox_in_one_transaction() {
+        let s = dedup_payment_script("{}");
+        let at = |what: &str| s.find(what).unwrap_or_else(|| panic!("{what} missing"));
+        assert!(at("INSERT INTO provider_charges") < at("BEGIN;"));
+        assert!(at("BEGIN;") < at("INSERT INTO inbox"));
+        assert!(at("INSERT INTO inbox") < at("INSERT INTO payments"));
+        assert!(at("INSERT INTO payments") < at("INSERT INTO outbox"));
+        assert!(at("INSERT INTO outbox") < at("END;"));
+    }
+}

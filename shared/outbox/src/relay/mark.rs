@@ -7,31 +7,45 @@ use sqlx::PgPool;
 
 use super::ClaimedRow;
 
-/// `SENDING` → `SENT`, with where the broker put it. Guarded by the version we claimed:
-/// if the lease ran out and another relay re-claimed the row, it owns the row now (and
-/// has re-sent it: a duplicate the consumer's dedup absorbs).
+/// `SENDING` → `SENT` for every acked row of a pass, with where the broker put each,
+/// in **one** statement: one round trip for the whole batch instead of one per row
+/// (the benchmark found the per-row updates were more than half of a pass,
+/// docs/en/08-load-and-benchmark.md). Each row is guarded by the version we claimed: if
+/// the lease ran out and another relay re-claimed a row, it owns the row now (and has
+/// re-sent it: a duplicate the consumer's dedup absorbs). Returns how many were marked.
 pub(super) async fn mark_sent(
     pool: &PgPool,
-    row: &ClaimedRow,
+    acked: &[(&ClaimedRow, Delivery)],
     relay_id: &str,
-    delivery: Delivery,
-) -> Result<(), sqlx::Error> {
-    let updated = sqlx::query!(
-        r#"UPDATE outbox
-              SET state = 'SENT', sent_at = now(), kafka_partition = $3, kafka_offset = $4,
-                  last_error = NULL
-            WHERE id = $1 AND version = $2"#,
-        row.id,
-        row.version,
-        delivery.partition,
-        delivery.offset,
-    )
-    .execute(pool)
-    .await?;
-    if updated.rows_affected() == 0 {
-        tracing::warn!(event_id = %row.id, relay = relay_id, "lease lost before mark-sent; another relay owns the row");
+) -> Result<usize, sqlx::Error> {
+    if acked.is_empty() {
+        return Ok(0);
     }
-    Ok(())
+    let ids: Vec<uuid::Uuid> = acked.iter().map(|(row, _)| row.id).collect();
+    let versions: Vec<i64> = acked.iter().map(|(row, _)| row.version).collect();
+    let partitions: Vec<i32> = acked.iter().map(|(_, d)| d.partition).collect();
+    let offsets: Vec<i64> = acked.iter().map(|(_, d)| d.offset).collect();
+    let marked = sqlx::query_scalar!(
+        r#"UPDATE outbox AS o
+              SET state = 'SENT', sent_at = now(), kafka_partition = d.kafka_partition,
+                  kafka_offset = d.kafka_offset, last_error = NULL
+             FROM unnest($1::uuid[], $2::bigint[], $3::int[], $4::bigint[])
+                  AS d(id, version, kafka_partition, kafka_offset)
+            WHERE o.id = d.id AND o.version = d.version
+        RETURNING o.id"#,
+        &ids,
+        &versions,
+        &partitions,
+        &offsets,
+    )
+    .fetch_all(pool)
+    .await?;
+    if marked.len() < acked.len() {
+        for (row, _) in acked.iter().filter(|(row, _)| !marked.contains(&row.id)) {
+            tracing::warn!(event_id = %row.id, relay = relay_id, "lease lost before mark-sent; another relay owns the row");
+        }
+    }
+    Ok(marked.len())
 }
 
 /// What became of a row whose send failed.

@@ -169,14 +169,10 @@ impl Relay {
             claimed: rows.len(),
             ..RelayReport::default()
         };
+        let mut acked = Vec::with_capacity(rows.len());
         for (row, result) in rows.iter().zip(results) {
             match result {
-                Ok(delivery) => {
-                    // Mark sent only after the broker acked: a crash before this line
-                    // re-sends, never loses (docs/en/02-produce.md).
-                    mark::mark_sent(&self.pool, row, &self.config.relay_id, delivery).await?;
-                    report.sent += 1;
-                }
+                Ok(delivery) => acked.push((row, delivery)),
                 Err(error) => {
                     match mark::release_for_retry(&self.pool, row, &error, self.config.max_attempts)
                         .await?
@@ -190,6 +186,10 @@ impl Relay {
                 }
             }
         }
+        // Mark sent only after the broker acked: a crash before this line re-sends,
+        // never loses (docs/en/02-produce.md). One statement for the whole batch.
+        mark::mark_sent(&self.pool, &acked, &self.config.relay_id).await?;
+        report.sent = acked.len();
         Ok(report)
     }
 

@@ -9,8 +9,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use inbox::FastPath;
 use message_consumer::{ConsumerSettings, MessageConsumer};
-use outbox::Relay;
+use outbox::{OutboxGauges, Relay};
 use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Shutdown, StartError};
+use telemetry::Metrics;
 
 use crate::provider::PaymentProvider;
 use crate::{Config, Payments, Stats, StatsSnapshot};
@@ -26,6 +27,7 @@ pub struct App {
     tasks: BackgroundTasks,
     fast_path: Option<FastPath>,
     stats: Arc<Stats>,
+    metrics: Metrics,
 }
 
 impl App {
@@ -41,6 +43,8 @@ impl App {
         .await?;
         let shutdown = Shutdown::default();
         let mut tasks = BackgroundTasks::default();
+        // This service's registry, served at GET /metrics; every component counts into it.
+        let metrics = Metrics::new();
         infra
             .ensure_topics(
                 &[&config.order_events_topic, &config.payment_events_topic],
@@ -90,7 +94,7 @@ impl App {
             payment_events_topic: config.payment_events_topic.clone(),
             fast_path: fast_path.clone(),
             dedup_ttl: config.dedup_ttl,
-            stats: Arc::clone(&stats),
+            metrics: metrics.clone(),
         };
         let consumer = MessageConsumer::new(
             ConsumerSettings::new(
@@ -103,7 +107,8 @@ impl App {
         .map_err(|e| StartError::Client {
             variable: "KAFKA_BOOTSTRAP_SERVERS",
             reason: e.to_string(),
-        })?;
+        })?
+        .with_metrics(&metrics);
         stats.attach_consumer(consumer.counters());
         tasks.spawn("OrderCreated consumer", consumer.run(shutdown.clone()));
 
@@ -113,9 +118,18 @@ impl App {
                 infra.pool.clone(),
                 infra.reliable_producer()?,
                 config.relay.clone(),
-            );
+            )
+            .with_metrics(&metrics);
             tasks.spawn("outbox relay", relay.run(shutdown.clone()));
         }
+        tasks.spawn(
+            "outbox gauges",
+            OutboxGauges::new(&metrics).run(infra.pool.clone(), shutdown.clone()),
+        );
+        tasks.spawn(
+            "metrics upkeep",
+            service_runtime::metrics_upkeep(metrics.clone(), shutdown.clone()),
+        );
 
         let stats_route = Router::new()
             .route("/stats", get(serve_stats))
@@ -123,6 +137,7 @@ impl App {
         let router = Router::new()
             .merge(infra.readiness_router())
             .merge(stats_route);
+        let router = service_runtime::observe(router, &metrics);
         let server = HttpServer::bind(config.infra.listen_addr, router, shutdown.clone()).await?;
         Ok(Self {
             server,
@@ -131,6 +146,7 @@ impl App {
             tasks,
             fast_path,
             stats,
+            metrics,
         })
     }
 
@@ -152,6 +168,11 @@ impl App {
     /// The counters per defence layer, as `GET /stats` serves them.
     pub fn stats(&self) -> Arc<Stats> {
         Arc::clone(&self.stats)
+    }
+
+    /// This service's metrics registry, as `GET /metrics` renders it.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown switch; then lets the consumer finish

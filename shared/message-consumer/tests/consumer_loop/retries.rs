@@ -25,6 +25,7 @@ async fn a_transient_failure_is_retried_on_the_same_message_and_later_ones_wait(
             Processed::DeadLettered { .. } => {
                 panic!("a transient failure was dead-lettered: {o:?}")
             }
+            Processed::Duplicate { .. } => panic!("nothing here is delivered twice: {o:?}"),
         })
         .collect();
     assert_eq!(

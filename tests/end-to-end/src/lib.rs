@@ -3,9 +3,13 @@
 //! cluster. The tests themselves are in `tests/`.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
+use kafka_config::Record;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
-use test_support::{StopHandle, TestDatabase, service_env, unique_name};
+use test_support::{StopHandle, TestDatabase, ensure_stack, service_env, unique_name};
 
 /// Both services, running.
 #[derive(Debug)]
@@ -130,4 +134,60 @@ pub async fn settled_status(http: &reqwest::Client, running: &Running, order_id:
         }
     })
     .await
+}
+
+/// The first record on `topic` whose key is `key` (both events of an order are keyed
+/// by its id).
+pub async fn first_record(topic: &str, key: &str) -> Record {
+    test_support::read_topic(topic)
+        .await
+        .into_iter()
+        .find(|r| r.key_str() == Some(key))
+        .unwrap_or_else(|| panic!("no record with key {key} on {topic}"))
+}
+
+/// Publishes `record` again to its topic with its key, payload and headers, as a relay
+/// re-send after crash point R2 would; with `new_event_id`, under another `event-id`
+/// (the same business fact arriving as a "new" event). Waits for the ack.
+pub async fn republish(record: &Record, new_event_id: Option<&str>) {
+    let mut headers = OwnedHeaders::new();
+    for (key, value) in &record.headers {
+        let value = match new_event_id {
+            Some(id) if key == kafka_config::headers::EVENT_ID => Some(id.as_bytes()),
+            _ => value.as_deref(),
+        };
+        headers = headers.insert(Header { key, value });
+    }
+    publish(
+        &record.topic,
+        record.key.as_deref(),
+        record.payload.as_deref(),
+        headers,
+    )
+    .await;
+}
+
+/// Publishes one record to `topic` and waits for the ack.
+pub async fn publish(
+    topic: &str,
+    key: Option<&[u8]>,
+    payload: Option<&[u8]>,
+    headers: OwnedHeaders,
+) {
+    let producer: FutureProducer =
+        kafka_config::ProducerSettings::reliable(&ensure_stack().kafka_bootstrap_servers)
+            .client_config()
+            .create()
+            .expect("producer");
+    let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+    if let Some(key) = key {
+        out = out.key(key);
+    }
+    if let Some(payload) = payload {
+        out = out.payload(payload);
+    }
+    producer
+        .send(out, Duration::from_secs(10))
+        .await
+        .expect("the broker acknowledges");
 }

@@ -18,13 +18,11 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use end_to_end::{Running, place_order, settled_status, start_both};
+use end_to_end::{Running, first_record, place_order, republish, settled_status, start_both};
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData, SpanExporter};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use test_support::{ensure_stack, eventually_with, read_topic};
+use test_support::eventually_with;
 
 /// The exporter every span of this process goes to, installed once.
 fn spans() -> &'static InMemorySpanExporter {
@@ -75,7 +73,12 @@ fn chain(all: &[SpanData], app: &Running, order_id: &str) -> Result<Chain, Strin
                     && attribute(s, "duplicate").is_none()
             })
             .cloned()
-            .ok_or_else(|| format!("no {kind:?} span {name:?} under {:?}", parent.map(|p| &p.name)))
+            .ok_or_else(|| {
+                format!(
+                    "no {kind:?} span {name:?} under {:?}",
+                    parent.map(|p| &p.name)
+                )
+            })
     };
     let send_order = all
         .iter()
@@ -137,8 +140,8 @@ async fn one_trace_runs_from_post_orders_to_the_paid_update() {
     let http = reqwest::Client::new();
 
     // Order A comes from a client that is itself traced: the chain continues its trace.
-    let client_trace = TraceId::from_hex(&uuid::Uuid::new_v4().simple().to_string())
-        .expect("32 hex digits");
+    let client_trace =
+        TraceId::from_hex(&uuid::Uuid::new_v4().simple().to_string()).expect("32 hex digits");
     let client_span = SpanId::from_hex("00f067aa0ba902b7").expect("16 hex digits");
     let traceparent = format!("00-{client_trace}-{client_span}-01");
     let order_a = place_order(&http, &app, 1999, &[("traceparent", &traceparent)]).await;
@@ -151,7 +154,12 @@ async fn one_trace_runs_from_post_orders_to_the_paid_update() {
     let b = wait_for_chain(&app, &order_b).await;
     for (order, c) in [(&order_a, &a), (&order_b, &b)] {
         let trace = c.trace_id();
-        for span in [&c.http, &c.process_order, &c.send_outcome, &c.process_outcome] {
+        for span in [
+            &c.http,
+            &c.process_order,
+            &c.send_outcome,
+            &c.process_outcome,
+        ] {
             assert_eq!(
                 span.span_context.trace_id(),
                 trace,
@@ -179,7 +187,11 @@ async fn one_trace_runs_from_post_orders_to_the_paid_update() {
             assert_eq!(attribute(consumer, "outcome").as_deref(), Some("applied"));
         }
     }
-    assert_eq!(a.trace_id(), client_trace, "order A continues the client's trace");
+    assert_eq!(
+        a.trace_id(),
+        client_trace,
+        "order A continues the client's trace"
+    );
     assert_eq!(a.http.parent_span_id, client_span);
     assert_ne!(b.trace_id(), a.trace_id());
     assert_eq!(
@@ -190,7 +202,7 @@ async fn one_trace_runs_from_post_orders_to_the_paid_update() {
 
     // A copy of order A's OrderCreated, published again as a relay retry would (same
     // headers, so the same traceparent): processed in the same trace, marked duplicate.
-    republish_copy(&app, &order_a).await;
+    republish(&first_record(&app.order_events_topic, &order_a).await, None).await;
     let duplicate = eventually_with(
         "the copy's process span",
         Duration::from_secs(30),
@@ -207,9 +219,18 @@ async fn one_trace_runs_from_post_orders_to_the_paid_update() {
     )
     .await;
     assert_eq!(duplicate.span_context.trace_id(), a.trace_id());
-    assert_eq!(duplicate.name, format!("process {}", app.order_events_topic));
-    assert_eq!(attribute(&duplicate, "suppressed_by").as_deref(), Some("redis"));
-    assert_eq!(attribute(&duplicate, "outcome").as_deref(), Some("duplicate"));
+    assert_eq!(
+        duplicate.name,
+        format!("process {}", app.order_events_topic)
+    );
+    assert_eq!(
+        attribute(&duplicate, "suppressed_by").as_deref(),
+        Some("redis")
+    );
+    assert_eq!(
+        attribute(&duplicate, "outcome").as_deref(),
+        Some("duplicate")
+    );
 
     // The same spans through the OTLP/JSON file and the terminal viewer.
     let waterfall = view_in_terminal(&order_a).await;
@@ -229,8 +250,7 @@ async fn one_trace_runs_from_post_orders_to_the_paid_update() {
     let indent_of = |needle: &str| {
         // In characters: the timeline bars are multi-byte.
         let line = waterfall.lines().nth(order_of(needle)).unwrap_or_default();
-        line.find(needle)
-            .map_or(0, |at| line[..at].chars().count())
+        line.find(needle).map_or(0, |at| line[..at].chars().count())
     };
     let steps = [
         "POST /orders".to_owned(),
@@ -247,42 +267,12 @@ async fn one_trace_runs_from_post_orders_to_the_paid_update() {
             pair[0]
         );
     }
-    assert!(waterfall.contains("duplicate=true  suppressed_by=redis"), "{waterfall}");
+    assert!(
+        waterfall.contains("duplicate=true  suppressed_by=redis"),
+        "{waterfall}"
+    );
 
     app.stop().await;
-}
-
-/// Publishes the first `OrderCreated` of `order_id` again, headers included.
-async fn republish_copy(app: &Running, order_id: &str) {
-    let original = read_topic(&app.order_events_topic)
-        .await
-        .into_iter()
-        .find(|r| r.key_str() == Some(order_id))
-        .expect("the order's event is on the topic");
-    let mut headers = OwnedHeaders::new();
-    for (key, value) in &original.headers {
-        headers = headers.insert(Header {
-            key,
-            value: value.as_deref(),
-        });
-    }
-    let producer: FutureProducer =
-        kafka_config::ProducerSettings::reliable(&ensure_stack().kafka_bootstrap_servers)
-            .client_config()
-            .create()
-            .expect("producer");
-    let mut record: FutureRecord<'_, [u8], [u8]> =
-        FutureRecord::to(&app.order_events_topic).headers(headers);
-    if let Some(key) = &original.key {
-        record = record.key(key.as_slice());
-    }
-    if let Some(payload) = &original.payload {
-        record = record.payload(payload.as_slice());
-    }
-    producer
-        .send(record, Duration::from_secs(10))
-        .await
-        .expect("the copy is acknowledged");
 }
 
 /// Writes every span so far to an OTLP/JSON file, as `OTEL_TRACES_FILE` would, and

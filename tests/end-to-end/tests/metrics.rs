@@ -43,6 +43,9 @@ async fn scrape(http: &reqwest::Client, base: &str) -> String {
         .expect("text")
 }
 
+/// A series (metric name, some of its labels) and what it must show.
+type Check<'a> = (&'a str, Vec<(&'a str, &'a str)>, Want);
+
 /// What a check expects of a series.
 #[derive(Debug, Clone, Copy)]
 enum Want {
@@ -58,7 +61,7 @@ async fn until_all_hold(
     http: &reqwest::Client,
     service: &str,
     base: &str,
-    checks: &[(&str, Vec<(&str, &str)>, Want)],
+    checks: &[Check<'_>],
 ) -> String {
     eventually_with(
         &format!("{service} /metrics shows the flow"),

@@ -119,3 +119,99 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// Collects what the formatter writes.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("buffer").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lines_logged_inside_a_span(json: bool) -> (Vec<String>, String, String) {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let fmt = tracing_subscriber::fmt::layer().with_writer(move || writer.clone());
+        let fmt = if json {
+            fmt.event_format(WithTraceIds::new(
+                tracing_subscriber::fmt::format().json(),
+                true,
+            ))
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .boxed()
+        } else {
+            fmt.event_format(WithTraceIds::new(
+                tracing_subscriber::fmt::format().with_ansi(false),
+                false,
+            ))
+            .boxed()
+        };
+        let subscriber = tracing_subscriber::Registry::default()
+            .with(fmt)
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+            .with(TraceIdLayer::default());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!("outside any span");
+            tracing::info_span!("request").in_scope(|| tracing::info!(order = 7, "inside"));
+        });
+        let span = exporter
+            .get_finished_spans()
+            .expect("spans")
+            .pop()
+            .expect("the request span");
+        let text = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("utf-8");
+        (
+            text.lines().map(str::to_owned).collect(),
+            span.span_context.trace_id().to_string(),
+            span.span_context.span_id().to_string(),
+        )
+    }
+
+    #[test]
+    fn json_lines_inside_a_span_carry_its_trace_and_span_id() {
+        let (lines, trace_id, span_id) = lines_logged_inside_a_span(true);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let outside: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
+        assert!(outside.get("trace_id").is_none(), "{outside}");
+        let inside: serde_json::Value = serde_json::from_str(&lines[1]).expect("json");
+        assert_eq!(inside["trace_id"], trace_id.as_str(), "{inside}");
+        assert_eq!(inside["span_id"], span_id.as_str(), "{inside}");
+        assert_eq!(
+            inside["fields"]["order"], 7,
+            "the usual fields stay: {inside}"
+        );
+    }
+
+    #[test]
+    fn text_lines_end_with_the_ids() {
+        let (lines, trace_id, span_id) = lines_logged_inside_a_span(false);
+        assert!(!lines[0].contains("trace_id="), "{}", lines[0]);
+        assert!(
+            lines[1].ends_with(&format!(" trace_id={trace_id} span_id={span_id}")),
+            "{}",
+            lines[1]
+        );
+    }
+}

@@ -128,3 +128,46 @@ pub fn set_parent(span: &tracing::Span, parent: Context) {
         let _ = span.set_parent(parent);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+    use super::*;
+
+    #[test]
+    fn a_context_survives_the_trip_through_two_strings() {
+        let sent = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex"),
+            SpanId::from_hex("00f067aa0ba902b7").expect("hex"),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::from_key_value([("vendor", "x")]).expect("state"),
+        );
+        let headers =
+            TraceHeaders::of_context(&Context::new().with_remote_span_context(sent.clone()))
+                .expect("a valid context");
+        assert_eq!(
+            headers.traceparent,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        assert_eq!(headers.tracestate.as_deref(), Some("vendor=x"));
+
+        // Stored in two columns, read back by the relay.
+        let stored = TraceHeaders::from_columns(
+            Some(headers.traceparent.clone()),
+            headers.tracestate.clone(),
+        )
+        .expect("stored");
+        let received = stored.context();
+        assert_eq!(received.span().span_context(), &sent);
+    }
+
+    #[test]
+    fn no_or_a_malformed_traceparent_means_a_new_trace() {
+        assert_eq!(TraceHeaders::from_columns(None, Some("a=b".into())), None);
+        assert_eq!(TraceHeaders::of_context(&Context::new()), None);
+        let garbage = extract(|name| (name == TRACEPARENT).then_some("00-not-a-trace-01"));
+        assert!(!garbage.span().span_context().is_valid());
+    }
+}

@@ -281,3 +281,52 @@ fn hex(bytes: &[u8]) -> String {
         s
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(id: &str, parent: &str, name: &str, start_ms: u64, dur_ms: u64) -> SpanRow {
+        SpanRow {
+            trace_id: "t1".into(),
+            span_id: id.into(),
+            parent_span_id: parent.into(),
+            service: "svc".into(),
+            name: name.into(),
+            start_unix_nano: 1_000_000_000 + start_ms * 1_000_000,
+            end_unix_nano: 1_000_000_000 + (start_ms + dur_ms) * 1_000_000,
+            attributes: BTreeMap::from([("messaging.kafka.message.key".into(), "o-1".into())]),
+            error: false,
+        }
+    }
+
+    #[test]
+    fn children_are_drawn_under_their_parent_in_start_order() {
+        let spans = vec![
+            span("c", "b", "process t", 30, 10),
+            span("a", "remote", "POST /orders", 0, 20),
+            span("d", "b", "process t (copy)", 60, 5),
+            span("b", "a", "send t", 10, 15),
+        ];
+        assert_eq!(traces_of_order(&spans, "o-1"), ["t1"]);
+        assert!(traces_of_order(&spans, "o-2").is_empty());
+        let text = render_trace(&spans, "t1");
+        // The span column starts after the 16-wide service column and one space.
+        let names: Vec<&str> = text
+            .lines()
+            .skip(2)
+            .map(|l| l.split_once("svc").map_or("", |(_, rest)| &rest[14..]))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "POST /orders",
+                "└ send t",
+                "  └ process t",
+                "  └ process t (copy)"
+            ],
+            "{text}"
+        );
+        assert!(text.starts_with("trace t1  4 spans  65.0 ms"), "{text}");
+    }
+}

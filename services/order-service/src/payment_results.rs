@@ -86,6 +86,8 @@ impl Handler for PaymentResults {
             }
         }
         tx.commit().await.map_err(transient)?;
+        // Inside the message's `process` span: the line carries the order's trace id.
+        tracing::info!(%event_id, order_id = %outcome.order_id, status = new_status, "order settled");
         Ok(Handled::Applied)
     }
 }

@@ -157,6 +157,8 @@ impl Payments {
         // Crash point C1: everything above is still uncommitted and will roll back.
         service_runtime::crash_point("C1");
         tx.commit().await.map_err(transient)?;
+        // Inside the message's `process` span: the line carries the order's trace id.
+        tracing::info!(%event_id, order_id = %order.order_id, status, "payment applied");
         if let Some(created_at) = order.created_at {
             // The end-to-end latency of the produce and store stages and our own work:
             // from the order's commit (its timestamp) to this payment's commit.

@@ -91,7 +91,30 @@ fn install(
 ) -> Result<TelemetryGuard, TelemetryError> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let fmt_layer = if json {
+    subscriber(&provider, service_name, filter, json, std::io::stderr)
+        .try_init()
+        .map_err(|e| TelemetryError::Subscriber(e.to_string()))?;
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    Ok(TelemetryGuard {
+        provider: Some(provider),
+    })
+}
+
+/// The layers: logs (filtered by `filter`, i.e. `RUST_LOG`), OpenTelemetry spans and
+/// the log lines' trace ids (both filtered by [`TRACE_LEVEL`], so quieting the logs
+/// never breaks a trace). Chained one by one: `on_register_dispatch`, which the trace-id
+/// layer needs, does not reach the layers of a `Vec`.
+fn subscriber<W>(
+    provider: &SdkTracerProvider,
+    service_name: &'static str,
+    filter: EnvFilter,
+    json: bool,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync + for<'a> tracing_subscriber::registry::LookupSpan<'a>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let fmt_layer: Box<dyn Layer<Registry> + Send + Sync> = if json {
         tracing_subscriber::fmt::layer()
             .event_format(logs::WithTraceIds::new(
                 tracing_subscriber::fmt::format()
@@ -100,7 +123,7 @@ fn install(
                 true,
             ))
             .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed()
     } else {
         tracing_subscriber::fmt::layer()
@@ -109,28 +132,17 @@ fn install(
                 false,
             ))
             .with_ansi(false)
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed()
     };
-    let otel_layer = tracing_opentelemetry::layer().with_tracer(provider.tracer(service_name));
-
-    // Each layer has its own filter: RUST_LOG decides what is logged, TRACE_LEVEL what
-    // is traced.
-    let layers = vec![
-        fmt_layer.with_filter(filter).boxed(),
-        otel_layer.with_filter(TRACE_LEVEL).boxed(),
-        logs::TraceIdLayer::default()
-            .with_filter(TRACE_LEVEL)
-            .boxed(),
-    ];
     Registry::default()
-        .with(layers)
-        .try_init()
-        .map_err(|e| TelemetryError::Subscriber(e.to_string()))?;
-    opentelemetry::global::set_tracer_provider(provider.clone());
-    Ok(TelemetryGuard {
-        provider: Some(provider),
-    })
+        .with(fmt_layer.with_filter(filter))
+        .with(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer(service_name))
+                .with_filter(TRACE_LEVEL),
+        )
+        .with(logs::TraceIdLayer::default().with_filter(TRACE_LEVEL))
 }
 
 /// `service.name` (what Jaeger and `trace-view` show per span) and the process id, so

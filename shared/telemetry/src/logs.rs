@@ -125,12 +125,7 @@ mod tests {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 
-    use opentelemetry::trace::TracerProvider as _;
     use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
-    use tracing_subscriber::Layer;
-    use tracing_subscriber::layer::SubscriberExt;
-
-    use super::*;
 
     /// Collects what the formatter writes.
     #[derive(Clone, Default)]
@@ -153,25 +148,14 @@ mod tests {
             .build();
         let buffer = Buffer::default();
         let writer = buffer.clone();
-        let fmt = tracing_subscriber::fmt::layer().with_writer(move || writer.clone());
-        let fmt = if json {
-            fmt.event_format(WithTraceIds::new(
-                tracing_subscriber::fmt::format().json(),
-                true,
-            ))
-            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
-            .boxed()
-        } else {
-            fmt.event_format(WithTraceIds::new(
-                tracing_subscriber::fmt::format().with_ansi(false),
-                false,
-            ))
-            .boxed()
-        };
-        let subscriber = tracing_subscriber::Registry::default()
-            .with(fmt)
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
-            .with(TraceIdLayer::default());
+        // The subscriber `init` installs, writing to the buffer.
+        let subscriber = crate::subscriber(
+            &provider,
+            "test",
+            tracing_subscriber::EnvFilter::new("info"),
+            json,
+            move || writer.clone(),
+        );
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!("outside any span");
             tracing::info_span!("request").in_scope(|| tracing::info!(order = 7, "inside"));

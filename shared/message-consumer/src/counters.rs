@@ -105,9 +105,15 @@ impl LoopCounters {
             .map(|topic| (topic.clone(), TopicSeries::new(&registry, topic)))
             .collect();
         Self {
+            consumed: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            duplicates_redis: AtomicU64::new(0),
+            duplicates_inbox: AtomicU64::new(0),
+            duplicates_business_key: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
             registry,
             series: Mutex::new(series),
-            ..Self::default()
         }
     }
 
@@ -150,7 +156,12 @@ impl LoopCounters {
                     DedupLayer::BusinessKey => &self.duplicates_business_key,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                let index = LAYERS.iter().position(|l| l == layer).unwrap_or(0);
+                // Same order as LAYERS.
+                let index = match layer {
+                    DedupLayer::Redis => 0,
+                    DedupLayer::Inbox => 1,
+                    DedupLayer::BusinessKey => 2,
+                };
                 series.duplicates[index].increment(1);
             }
             Processed::DeadLettered { .. } => {

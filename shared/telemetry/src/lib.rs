@@ -69,11 +69,12 @@ pub fn init(service_name: &'static str) -> Result<TelemetryGuard, TelemetryError
             .map_err(|e| TelemetryError::File(format!("{path}: {e}")))?;
         provider = provider.with_batch_exporter(exporter);
     }
-    install(service_name, provider.build())
+    install(service_name, provider.build(), std::io::stderr)
 }
 
-/// As [`init`], but every span goes to `exporter` as soon as it ends (tests: an
-/// in-memory exporter, to assert on the spans of a run).
+/// For tests: every span goes to `exporter` as soon as it ends (an in-memory
+/// exporter, to assert on the spans of a run), and log lines go to the test harness's
+/// captured output instead of stderr.
 pub fn init_with_exporter<E: SpanExporter + 'static>(
     service_name: &'static str,
     exporter: E,
@@ -82,16 +83,24 @@ pub fn init_with_exporter<E: SpanExporter + 'static>(
         .with_resource(resource(service_name))
         .with_simple_exporter(exporter)
         .build();
-    install(service_name, provider)
+    install(
+        service_name,
+        provider,
+        tracing_subscriber::fmt::TestWriter::default,
+    )
 }
 
-fn install(
+fn install<W>(
     service_name: &'static str,
     provider: SdkTracerProvider,
-) -> Result<TelemetryGuard, TelemetryError> {
+    writer: W,
+) -> Result<TelemetryGuard, TelemetryError>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    subscriber(&provider, service_name, filter, json, std::io::stderr)
+    subscriber(&provider, service_name, filter, json, writer)
         .try_init()
         .map_err(|e| TelemetryError::Subscriber(e.to_string()))?;
     opentelemetry::global::set_tracer_provider(provider.clone());

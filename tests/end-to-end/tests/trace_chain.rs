@@ -290,3 +290,27 @@ async fn view_in_terminal(order_id: &str) -> String {
     let _ = std::fs::remove_file(&path);
     trace_view::render_trace(&rows, &traces[0])
 }
+
+/// `PUBLISH_MODE=direct` sends during the request, without the outbox: its send span
+/// is injected into the headers the same way, so the chain is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_direct_publish_mode_carries_the_trace_too() {
+    spans();
+    let send_log = std::env::temp_dir()
+        .join(test_support::unique_name("send-log"))
+        .join("send.log");
+    let send_log = send_log.to_string_lossy().into_owned();
+    let app = start_both(&[("PUBLISH_MODE", "direct"), ("SEND_LOG_PATH", &send_log)]).await;
+    let http = reqwest::Client::new();
+    let order = place_order(&http, &app, 1999, &[]).await;
+    assert_eq!(settled_status(&http, &app, &order).await, "PAID");
+    let chain = wait_for_chain(&app, &order).await;
+    assert_eq!(chain.http.name, "POST /orders");
+    // Sent inside the request: the send span ends before the request does.
+    assert!(chain.send_order.end_time <= chain.http.end_time);
+    assert_eq!(
+        attribute(&chain.process_outcome, "outcome").as_deref(),
+        Some("applied")
+    );
+    app.stop().await;
+}

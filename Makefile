@@ -79,6 +79,15 @@ lint: ## fmt check + clippy -D warnings + shellcheck-style syntax check of the s
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	@for f in infra/native/*.sh scripts/*.sh load-tests/*.sh .ci/run; do bash -n "$$f" || exit 1; done
 
+.PHONY: trace
+trace: ## One order's trace as a waterfall: make trace ORDER=<id> (without ORDER: the last 20 traces)
+	@cargo run -q -p trace-view -- $(if $(ORDER),--order $(ORDER),--last 20)
+
+.PHONY: metrics
+metrics: ## Both services' GET /metrics (:8080, :8081), without the histogram buckets
+	@for port in 8080 8081; do echo "== localhost:$$port/metrics"; \
+	  curl -fsS "localhost:$$port/metrics" | grep -v -e '^#' -e '^$$' -e '_bucket{' || exit 1; done
+
 .PHONY: reconcile
 reconcile: ## Count accepted orders, events in Kafka, deliveries, payments: lost / double-applied (exit 1 if any)
 	@cargo run -q -p reconcile

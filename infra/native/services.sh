@@ -3,7 +3,7 @@
 #   services.sh start   build (debug) and start order-service (:8080) and payment-service (:8081)
 #   services.sh stop    stop what `start` started (SIGTERM: graceful shutdown, then SIGKILL)
 #   services.sh status  one line per service
-# Logs: .state/services/<service>.log
+# Logs: .state/services/<service>.log; spans: .state/traces/spans.jsonl (`make trace`)
 # shellcheck source=common.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 COMPONENT=services
@@ -21,7 +21,10 @@ start() {
     port=$(port_of "$svc")
     if pid_alive "$DIR/$svc.pid"; then log "$svc already running (pid $(cat "$DIR/$svc.pid"))"; continue; fi
     tcp_open 127.0.0.1 "$port" && die "port $port is taken by another process; stop it or set the port variable"
-    PORT="$port" nohup "$ROOT/target/debug/$svc" >>"$DIR/$svc.log" 2>&1 &
+    # Spans go to one OTLP/JSON file for `make trace` (both services append to it);
+    # set OTEL_EXPORTER_OTLP_ENDPOINT as well to see them in Jaeger or a collector.
+    PORT="$port" OTEL_TRACES_FILE="${OTEL_TRACES_FILE:-$STATE_DIR/traces/spans.jsonl}" \
+      nohup "$ROOT/target/debug/$svc" >>"$DIR/$svc.log" 2>&1 &
     echo $! >"$DIR/$svc.pid"
   done
   for svc in "${SERVICES[@]}"; do
@@ -36,6 +39,8 @@ start() {
   Ready. Try:
     curl -s localhost:8080/readyz
     curl -s localhost:8081/readyz
+    make trace ORDER=<id>     one order's trace, as a waterfall
+    make metrics              both services' GET /metrics
   Stop everything with: make down
 MSG
 }

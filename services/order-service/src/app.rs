@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use message_consumer::{ConsumerSettings, MessageConsumer};
-use outbox::Relay;
+use outbox::{OutboxGauges, Relay};
 use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Shutdown, StartError};
+use telemetry::Metrics;
 
 use crate::api::{self, ApiState};
 use crate::direct_publish::DirectPublisher;
@@ -21,6 +22,7 @@ pub struct App {
     infra: Infrastructure,
     shutdown: Shutdown,
     tasks: BackgroundTasks,
+    metrics: Metrics,
 }
 
 impl App {
@@ -36,6 +38,8 @@ impl App {
         .await?;
         let shutdown = Shutdown::default();
         let mut tasks = BackgroundTasks::default();
+        // This service's registry, served at GET /metrics; every component counts into it.
+        let metrics = Metrics::new();
         let bootstrap = &infra.kafka_bootstrap_servers;
         infra
             .ensure_topics(
@@ -46,9 +50,19 @@ impl App {
 
         if config.relay.enabled {
             let producer = infra.reliable_producer()?;
-            let relay = Relay::new(infra.pool.clone(), producer, config.relay.clone());
+            let relay = Relay::new(infra.pool.clone(), producer, config.relay.clone())
+                .with_metrics(&metrics);
             tasks.spawn("outbox relay", relay.run(shutdown.clone()));
         }
+        // Sampled whether or not this process relays: the table is the truth either way.
+        tasks.spawn(
+            "outbox gauges",
+            OutboxGauges::new(&metrics).run(infra.pool.clone(), shutdown.clone()),
+        );
+        tasks.spawn(
+            "metrics upkeep",
+            service_runtime::metrics_upkeep(metrics.clone(), shutdown.clone()),
+        );
 
         let handler = PaymentResults {
             pool: infra.pool.clone(),
@@ -65,7 +79,8 @@ impl App {
         .map_err(|e| StartError::Client {
             variable: "KAFKA_BOOTSTRAP_SERVERS",
             reason: e.to_string(),
-        })?;
+        })?
+        .with_metrics(&metrics);
         tasks.spawn("payment-outcome consumer", consumer.run(shutdown.clone()));
 
         tasks.spawn(
@@ -104,13 +119,20 @@ impl App {
             direct,
         });
         let router = Router::new().merge(api).merge(infra.readiness_router());
+        let router = service_runtime::observe(router, &metrics);
         let server = HttpServer::bind(config.infra.listen_addr, router, shutdown.clone()).await?;
         Ok(Self {
             server,
             infra,
             shutdown,
             tasks,
+            metrics,
         })
+    }
+
+    /// This service's metrics registry, as `GET /metrics` renders it.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {

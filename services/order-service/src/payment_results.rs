@@ -6,7 +6,7 @@
 //!   an order already PAID or PAYMENT_FAILED changes nothing, so a stale event can
 //!   never move an order back.
 
-use message_consumer::{EventHeaders, HandleError, Handler, ReceivedMessage};
+use message_consumer::{DedupLayer, EventHeaders, HandleError, Handled, Handler, ReceivedMessage};
 use sqlx::PgPool;
 
 use crate::events::{PAYMENT_FAILED, PAYMENT_SUCCEEDED, PaymentOutcome, SCHEMA_VERSION};
@@ -19,7 +19,7 @@ pub struct PaymentResults {
 }
 
 impl Handler for PaymentResults {
-    async fn handle(&self, message: &ReceivedMessage) -> Result<(), HandleError> {
+    async fn handle(&self, message: &ReceivedMessage) -> Result<Handled, HandleError> {
         let event_id = message.event_id()?;
         let new_status = match message.event_type() {
             Some(PAYMENT_SUCCEEDED) => "PAID",
@@ -46,7 +46,7 @@ impl Handler for PaymentResults {
                 .map_err(transient)?;
         let Some(mut tx) = first else {
             tracing::info!(%event_id, order_id = %outcome.order_id, "duplicate payment outcome suppressed by the inbox");
-            return Ok(());
+            return Ok(Handled::Duplicate(DedupLayer::Inbox));
         };
         let moved = sqlx::query!(
             r#"UPDATE orders
@@ -73,14 +73,22 @@ impl Handler for PaymentResults {
                         outcome.order_id
                     )));
                 }
-                Some(status) => tracing::info!(
-                    order_id = %outcome.order_id, %status, ignored = new_status,
-                    "order already settled; outcome ignored by the state machine"
-                ),
+                Some(status) => {
+                    tracing::info!(
+                        order_id = %outcome.order_id, %status, ignored = new_status,
+                        "order already settled; outcome ignored by the state machine"
+                    );
+                    // The inbox row stays (this event id is now known); the order is
+                    // the business key, and it already has its outcome.
+                    tx.commit().await.map_err(transient)?;
+                    return Ok(Handled::Duplicate(DedupLayer::BusinessKey));
+                }
             }
         }
         tx.commit().await.map_err(transient)?;
-        Ok(())
+        // Inside the message's `process` span: the line carries the order's trace id.
+        tracing::info!(%event_id, order_id = %outcome.order_id, status = new_status, "order settled");
+        Ok(Handled::Applied)
     }
 }
 

@@ -311,6 +311,8 @@ async fn a_full_producer_queue_is_refused_at_once() {
         event_type: "OrderCreated".into(),
         headers: Default::default(),
         payload: serde_json::json!({"order_id": key}),
+        traceparent: None,
+        tracestate: None,
     };
     let first = {
         let publisher = publisher.clone();

@@ -3,7 +3,7 @@
 //! contradicting one cannot move a settled order, an outcome for an unknown order is a
 //! permanent error (dead-lettered by the consumer loop).
 
-use message_consumer::{HandleError, Handler, ReceivedMessage};
+use message_consumer::{DedupLayer, HandleError, Handled, Handler, ReceivedMessage};
 use order_service::{App, Config, PaymentResults};
 use serde_json::json;
 use sqlx::PgPool;
@@ -62,17 +62,19 @@ async fn an_order_settles_once_and_a_late_or_repeated_outcome_cannot_move_it() {
     };
 
     let succeeded = outcome("PaymentSucceeded", order_id, Uuid::now_v7());
-    handler
+    let first = handler
         .handle(&succeeded)
         .await
         .expect("first outcome applies");
+    assert_eq!(first, Handled::Applied);
     assert_eq!(status(&pool, order_id).await, "PAID");
 
     // The same event again: the inbox skips it and counts it.
-    handler
+    let repeat = handler
         .handle(&succeeded)
         .await
         .expect("a repeat is not an error");
+    assert_eq!(repeat, Handled::Duplicate(DedupLayer::Inbox));
     let duplicates: i32 = sqlx::query_scalar("SELECT duplicate_deliveries FROM inbox")
         .fetch_one(&pool)
         .await
@@ -81,10 +83,11 @@ async fn an_order_settles_once_and_a_late_or_repeated_outcome_cannot_move_it() {
 
     // A late, contradicting outcome with a new event id: the state machine refuses to
     // move a settled order.
-    handler
+    let late = handler
         .handle(&outcome("PaymentFailed", order_id, Uuid::now_v7()))
         .await
         .expect("a late outcome is not an error");
+    assert_eq!(late, Handled::Duplicate(DedupLayer::BusinessKey));
     assert_eq!(
         status(&pool, order_id).await,
         "PAID",

@@ -9,8 +9,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use inbox::FastPath;
 use message_consumer::{ConsumerSettings, MessageConsumer, OffsetCommit};
-use outbox::Relay;
+use outbox::{OutboxGauges, Relay};
 use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Shutdown, StartError};
+use telemetry::Metrics;
 
 use crate::provider::PaymentProvider;
 use crate::{Config, Payments, Stats, StatsSnapshot};
@@ -26,6 +27,7 @@ pub struct App {
     tasks: BackgroundTasks,
     fast_path: Option<FastPath>,
     stats: Arc<Stats>,
+    metrics: Metrics,
 }
 
 impl App {
@@ -41,6 +43,8 @@ impl App {
         .await?;
         let shutdown = Shutdown::default();
         let mut tasks = BackgroundTasks::default();
+        // This service's registry, served at GET /metrics; every component counts into it.
+        let metrics = Metrics::new();
         infra
             .ensure_topics(
                 &[&config.order_events_topic, &config.payment_events_topic],
@@ -91,7 +95,7 @@ impl App {
             fast_path: fast_path.clone(),
             dedup_ttl: config.dedup_ttl,
             inbox_off: config.unsafe_toggles.inbox_off,
-            stats: Arc::clone(&stats),
+            metrics: metrics.clone(),
         };
         if config.unsafe_toggles.inbox_off
             || config.unsafe_toggles.offset_commit != OffsetCommit::AfterEffect
@@ -104,10 +108,12 @@ impl App {
             &config.order_events_topic,
         );
         settings.offset_commit = config.unsafe_toggles.offset_commit;
-        let consumer = MessageConsumer::new(settings, handler).map_err(|e| StartError::Client {
-            variable: "KAFKA_BOOTSTRAP_SERVERS",
-            reason: e.to_string(),
-        })?;
+        let consumer = MessageConsumer::new(settings, handler)
+            .map_err(|e| StartError::Client {
+                variable: "KAFKA_BOOTSTRAP_SERVERS",
+                reason: e.to_string(),
+            })?
+            .with_metrics(&metrics);
         stats.attach_consumer(consumer.counters());
         tasks.spawn("OrderCreated consumer", consumer.run(shutdown.clone()));
 
@@ -117,9 +123,18 @@ impl App {
                 infra.pool.clone(),
                 infra.reliable_producer()?,
                 config.relay.clone(),
-            );
+            )
+            .with_metrics(&metrics);
             tasks.spawn("outbox relay", relay.run(shutdown.clone()));
         }
+        tasks.spawn(
+            "outbox gauges",
+            OutboxGauges::new(&metrics).run(infra.pool.clone(), shutdown.clone()),
+        );
+        tasks.spawn(
+            "metrics upkeep",
+            service_runtime::metrics_upkeep(metrics.clone(), shutdown.clone()),
+        );
 
         let stats_route = Router::new()
             .route("/stats", get(serve_stats))
@@ -127,6 +142,7 @@ impl App {
         let router = Router::new()
             .merge(infra.readiness_router())
             .merge(stats_route);
+        let router = service_runtime::observe(router, &metrics);
         let server = HttpServer::bind(config.infra.listen_addr, router, shutdown.clone()).await?;
         Ok(Self {
             server,
@@ -135,6 +151,7 @@ impl App {
             tasks,
             fast_path,
             stats,
+            metrics,
         })
     }
 
@@ -156,6 +173,11 @@ impl App {
     /// The counters per defence layer, as `GET /stats` serves them.
     pub fn stats(&self) -> Arc<Stats> {
         Arc::clone(&self.stats)
+    }
+
+    /// This service's metrics registry, as `GET /metrics` renders it.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
     }
 
     /// Serves until SIGINT/SIGTERM or the shutdown switch; then lets the consumer finish

@@ -2,6 +2,7 @@
 //! owns its view of `OrderCreated`: it reads only the fields it needs and rejects a
 //! schema version it does not know (a permanent error: dead-lettered, not guessed at).
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -16,6 +17,10 @@ pub struct OrderCreated {
     pub order_id: Uuid,
     pub amount_minor: i64,
     pub currency: String,
+    /// When the order was accepted; read only for `order_to_payment_seconds`, so an
+    /// event without it is still paid.
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// Published (through this service's outbox) once a payment is decided.

@@ -19,20 +19,21 @@
 //!
 //! Last, after the commit, the event id is remembered in Redis for `DEDUP_TTL_SECS`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use inbox::FastPath;
-use message_consumer::{EventHeaders, HandleError, Handler, ReceivedMessage};
+use message_consumer::{DedupLayer, EventHeaders, HandleError, Handled, Handler, ReceivedMessage};
 use outbox::OutboxMessage;
 use sqlx::PgPool;
+use telemetry::Metrics;
+use telemetry::metrics::names;
 use uuid::Uuid;
 
 use crate::events::{
     ORDER_CREATED, OrderCreated, PAYMENT_FAILED, PAYMENT_SUCCEEDED, PaymentOutcome, SCHEMA_VERSION,
 };
 use crate::provider::{Charge, PaymentProvider, ProviderError};
-use crate::stats::Stats;
 
 /// The handler for `order-events`.
 #[derive(Debug, Clone)]
@@ -47,12 +48,13 @@ pub struct Payments {
     pub dedup_ttl: Duration,
     /// `DEDUP_INBOX=false`, an unsafe teaching toggle: skip the inbox entirely.
     pub inbox_off: bool,
-    /// Where each outcome is counted, per defence layer (`GET /stats`).
-    pub stats: Arc<Stats>,
+    /// The service's registry: `order_to_payment_seconds` is recorded here. (What the
+    /// handler returns is counted by the consumer loop, per defence layer.)
+    pub metrics: Metrics,
 }
 
 impl Handler for Payments {
-    async fn handle(&self, message: &ReceivedMessage) -> Result<(), HandleError> {
+    async fn handle(&self, message: &ReceivedMessage) -> Result<Handled, HandleError> {
         let event_id = message.event_id()?;
         let order = parse_order_created(message)?;
 
@@ -65,12 +67,11 @@ impl Handler for Payments {
                 .await
             {
                 tracing::info!(%event_id, order_id = %order.order_id, "duplicate OrderCreated suppressed by the Redis fast path");
-                self.stats.duplicate_redis();
-                return Ok(());
+                return Ok(Handled::Duplicate(DedupLayer::Redis));
             }
         }
 
-        self.apply_once(message, event_id, &order).await?;
+        let handled = self.apply_once(message, event_id, &order).await?;
 
         if let Some(fast_path) = &self.fast_path {
             // Remember only now, after the commit. Remembered before it, a rollback or a
@@ -82,7 +83,7 @@ impl Handler for Payments {
                 .remember(&self.consumer_group, event_id, self.dedup_ttl)
                 .await;
         }
-        Ok(())
+        Ok(handled)
     }
 }
 
@@ -94,7 +95,7 @@ impl Payments {
         message: &ReceivedMessage,
         event_id: Uuid,
         order: &OrderCreated,
-    ) -> Result<(), HandleError> {
+    ) -> Result<Handled, HandleError> {
         let first = if self.inbox_off {
             // The unsafe toggle: every delivery looks like the first one.
             Some(self.pool.begin().await.map_err(transient)?)
@@ -105,8 +106,7 @@ impl Payments {
         };
         let Some(mut tx) = first else {
             tracing::info!(%event_id, order_id = %order.order_id, "duplicate OrderCreated suppressed by the inbox");
-            self.stats.duplicate_inbox();
-            return Ok(());
+            return Ok(Handled::Duplicate(DedupLayer::Inbox));
         };
 
         let charge = self
@@ -138,8 +138,7 @@ impl Payments {
             // an order that already has its payment. Keep the inbox row, publish nothing.
             tx.commit().await.map_err(transient)?;
             tracing::warn!(%event_id, order_id = %order.order_id, "duplicate payment suppressed by UNIQUE(order_id)");
-            self.stats.duplicate_business_key();
-            return Ok(());
+            return Ok(Handled::Duplicate(DedupLayer::BusinessKey));
         }
 
         let outcome = PaymentOutcome {
@@ -155,14 +154,26 @@ impl Payments {
             serde_json::to_value(&outcome).unwrap_or_default(),
         )
         .with_header("schema-version", SCHEMA_VERSION.to_string());
+        // Written inside the consumer's `process` span: the outcome row keeps its trace
+        // context, so the outcome event continues the order's trace back to
+        // order-service (docs/en/07-tracing-and-metrics.md).
         outbox::enqueue(&mut tx, &message)
             .await
             .map_err(transient)?;
         // Crash point C1: everything above is still uncommitted and will roll back.
         service_runtime::crash_point("C1");
         tx.commit().await.map_err(transient)?;
-        self.stats.applied();
-        Ok(())
+        // Inside the message's `process` span: the line carries the order's trace id.
+        tracing::info!(%event_id, order_id = %order.order_id, status, "payment applied");
+        if let Some(created_at) = order.created_at {
+            // The end-to-end latency of the produce and store stages and our own work:
+            // from the order's commit (its timestamp) to this payment's commit.
+            let waited = (Utc::now() - created_at).to_std().unwrap_or_default();
+            self.metrics
+                .histogram(names::ORDER_TO_PAYMENT_SECONDS, &[])
+                .record(waited);
+        }
+        Ok(Handled::Applied)
     }
 }
 

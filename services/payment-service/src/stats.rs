@@ -1,23 +1,19 @@
 //! The counters of payment-service, per defence layer, in one place: served as JSON at
-//! `GET /stats` now, exportable as metrics later without touching the code that counts.
+//! `GET /stats`. The consumer loop counts them (from what the handler returns), and
+//! the same counts are series at `GET /metrics` (`consumer_*_total`).
 //!
 //! Read side by side they answer the note's question — duplicates delivered vs
 //! duplicates applied: `consumed` = `applied` + the three `duplicates_*` +
 //! `dead_lettered` (+ messages still in hand, and transient failures retried).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use message_consumer::LoopCounters;
 use serde::Serialize;
 
-/// Counted by the handler (`payments.rs`); the loop's counters are attached at start.
+/// A view of the consumer loop's counters, attached at start.
 #[derive(Debug, Default)]
 pub struct Stats {
-    applied: AtomicU64,
-    duplicates_redis: AtomicU64,
-    duplicates_inbox: AtomicU64,
-    duplicates_business_key: AtomicU64,
     consumer: OnceLock<Arc<LoopCounters>>,
 }
 
@@ -47,31 +43,15 @@ impl Stats {
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
-        let loop_counts = self.consumer.get().map(|c| c.counts()).unwrap_or_default();
+        let c = self.consumer.get().map(|c| c.counts()).unwrap_or_default();
         StatsSnapshot {
-            consumed: loop_counts.consumed,
-            applied: self.applied.load(Ordering::Relaxed),
-            duplicates_redis: self.duplicates_redis.load(Ordering::Relaxed),
-            duplicates_inbox: self.duplicates_inbox.load(Ordering::Relaxed),
-            duplicates_business_key: self.duplicates_business_key.load(Ordering::Relaxed),
-            dead_lettered: loop_counts.dead_lettered,
-            retried: loop_counts.retried,
+            consumed: c.consumed,
+            applied: c.applied,
+            duplicates_redis: c.duplicates_redis,
+            duplicates_inbox: c.duplicates_inbox,
+            duplicates_business_key: c.duplicates_business_key,
+            dead_lettered: c.dead_lettered,
+            retried: c.retried,
         }
-    }
-
-    pub(crate) fn applied(&self) {
-        self.applied.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn duplicate_redis(&self) {
-        self.duplicates_redis.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn duplicate_inbox(&self) {
-        self.duplicates_inbox.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn duplicate_business_key(&self) {
-        self.duplicates_business_key.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -1,7 +1,7 @@
 //! The loop itself.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka_config::headers;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -9,9 +9,12 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use service_runtime::Shutdown;
+use telemetry::Metrics;
+use telemetry::propagation;
+use tracing::{Instrument, Span};
 
 use crate::counters::LoopCounters;
-use crate::{HandleError, Handler, ReceivedMessage};
+use crate::{DedupLayer, HandleError, Handled, Handler, ReceivedMessage};
 
 /// Where to consume from and where rejected messages go.
 #[derive(Debug, Clone)]
@@ -76,6 +79,13 @@ pub enum Processed {
         partition: i32,
         offset: i64,
     },
+    /// A copy of a message already applied; `layer` recognised it.
+    Duplicate {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        layer: DedupLayer,
+    },
     DeadLettered {
         topic: String,
         partition: i32,
@@ -84,13 +94,44 @@ pub enum Processed {
     },
 }
 
+impl Processed {
+    pub fn topic(&self) -> &str {
+        match self {
+            Self::Applied { topic, .. }
+            | Self::Duplicate { topic, .. }
+            | Self::DeadLettered { topic, .. } => topic,
+        }
+    }
+
+    /// Writes the outcome onto the message's `process` span: a duplicate shows as
+    /// `duplicate=true, suppressed_by=<layer>` in the trace.
+    fn record_on(&self, span: &Span) {
+        match self {
+            Self::Applied { .. } => {
+                span.record("outcome", "applied");
+            }
+            Self::Duplicate { layer, .. } => {
+                span.record("outcome", "duplicate");
+                span.record("duplicate", true);
+                span.record("suppressed_by", layer.as_str());
+            }
+            Self::DeadLettered { reason, .. } => {
+                span.record("outcome", "dead_lettered");
+                telemetry::spans::record_error(span, reason);
+            }
+        }
+    }
+}
+
 /// A consumer group member that applies each message before storing its offset.
 pub struct MessageConsumer<H> {
-    consumer: StreamConsumer,
+    /// Shared with the lag sampler, which reads positions and watermarks beside the loop.
+    consumer: Arc<StreamConsumer>,
     dead_letters: FutureProducer,
     handler: H,
     settings: ConsumerSettings,
     counters: Arc<LoopCounters>,
+    metrics: Metrics,
 }
 
 impl<H> std::fmt::Debug for MessageConsumer<H> {
@@ -121,21 +162,32 @@ impl<H: Handler> MessageConsumer<H> {
             kafka_config::ProducerSettings::reliable(&settings.bootstrap_servers)
                 .client_config()
                 .create()?;
+        // Counted into a registry of its own until the service hands it its own.
+        let metrics = Metrics::default();
         Ok(Self {
-            consumer,
+            consumer: Arc::new(consumer),
             dead_letters,
             handler,
+            counters: Arc::new(LoopCounters::new(metrics.clone(), &settings.topics)),
             settings,
-            counters: Arc::default(),
+            metrics,
         })
+    }
+
+    /// Counts into `metrics` (the service's registry, served at `GET /metrics`). Call
+    /// it before [`MessageConsumer::counters`]: it starts the counters afresh.
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.counters = Arc::new(LoopCounters::new(metrics.clone(), &self.settings.topics));
+        self.metrics = metrics.clone();
+        self
     }
 
     pub fn handler(&self) -> &H {
         &self.handler
     }
 
-    /// The loop's counters (consumed, dead-lettered, retried); they keep counting
-    /// after `run` takes the consumer.
+    /// The loop's counters (consumed, applied, duplicates by layer, dead-lettered,
+    /// retried); they keep counting after `run` takes the consumer.
     pub fn counters(&self) -> Arc<LoopCounters> {
         Arc::clone(&self.counters)
     }
@@ -161,7 +213,21 @@ impl<H: Handler> MessageConsumer<H> {
             Err(_) => return Ok(None),
             Ok(received) => ReceivedMessage::from_borrowed(&received?),
         };
-        self.counters.consumed();
+        self.counters.consumed(&message.topic);
+        // The CONSUMER span, child of the producer's span whose context the message
+        // carries in its `traceparent` header: one trace from the HTTP request on
+        // (docs/en/07-tracing-and-metrics.md).
+        let span = telemetry::spans::consumer(
+            &message.topic,
+            message.partition,
+            message.offset,
+            &self.settings.group_id,
+        );
+        propagation::set_parent(&span, propagation::extract(|name| message.header(name)));
+        if let Some(event_id) = message.header(headers::EVENT_ID) {
+            span.record("messaging.message.id", event_id);
+        }
+        let started = Instant::now();
         if self.settings.offset_commit == OffsetCommit::BeforeEffect {
             // The unsafe toggle: the group now believes this message is done.
             let mut done = rdkafka::TopicPartitionList::new();
@@ -173,9 +239,15 @@ impl<H: Handler> MessageConsumer<H> {
             self.consumer
                 .commit(&done, rdkafka::consumer::CommitMode::Sync)?;
         }
-        let Some(outcome) = self.process(&message, shutdown).await else {
+        let Some(outcome) = self
+            .process(&message, shutdown)
+            .instrument(span.clone())
+            .await
+        else {
             return Ok(None);
         };
+        outcome.record_on(&span);
+        self.counters.finished(&outcome, started.elapsed());
         // Crash point C2: the effect is committed, the offset is not. A restart
         // re-delivers this message; the handler's inbox recognises it.
         service_runtime::crash_point("C2");
@@ -189,6 +261,11 @@ impl<H: Handler> MessageConsumer<H> {
     /// Consumes until `shutdown`; on shutdown it finishes the message in hand, then
     /// drops the consumer, which commits the stored offsets as it leaves the group.
     pub async fn run(self, shutdown: Shutdown) {
+        let lag = tokio::spawn(crate::lag::sample_periodically(
+            Arc::clone(&self.consumer),
+            self.metrics.clone(),
+            shutdown.clone(),
+        ));
         while !shutdown.is_triggered() {
             // Not raced against `shutdown` here: `consume_once` watches it itself, at the
             // points where stopping is safe (waiting for a message, between retries).
@@ -207,6 +284,9 @@ impl<H: Handler> MessageConsumer<H> {
             // "No offset" is normal when nothing was consumed.
             tracing::debug!(%error, "final offset commit");
         }
+        // The sampler stops on the same switch; waiting for it means this task drops
+        // the last handle, so the consumer leaves its group here, not in the sampler.
+        let _ = lag.await;
         tracing::info!(group = %self.settings.group_id, "consumer stopped");
     }
 
@@ -216,10 +296,16 @@ impl<H: Handler> MessageConsumer<H> {
         let mut attempt: u32 = 0;
         loop {
             let result = match self.handler.handle(message).await {
-                Ok(()) => Ok(Processed::Applied {
+                Ok(Handled::Applied) => Ok(Processed::Applied {
                     topic: message.topic.clone(),
                     partition: message.partition,
                     offset: message.offset,
+                }),
+                Ok(Handled::Duplicate(layer)) => Ok(Processed::Duplicate {
+                    topic: message.topic.clone(),
+                    partition: message.partition,
+                    offset: message.offset,
+                    layer,
                 }),
                 Err(HandleError::Permanent(reason)) => self
                     .dead_letter(message, &reason)
@@ -233,12 +319,7 @@ impl<H: Handler> MessageConsumer<H> {
                 Err(transient @ HandleError::Transient(_)) => Err(transient.to_string()),
             };
             match result {
-                Ok(outcome) => {
-                    if matches!(outcome, Processed::DeadLettered { .. }) {
-                        self.counters.dead_lettered();
-                    }
-                    return Some(outcome);
-                }
+                Ok(outcome) => return Some(outcome),
                 Err(error) => {
                     attempt = attempt.saturating_add(1);
                     let delay = backoff_with_jitter(attempt, self.settings.max_backoff);
@@ -249,7 +330,7 @@ impl<H: Handler> MessageConsumer<H> {
                     );
                     tokio::select! {
                         () = shutdown.wait() => return None,
-                        () = tokio::time::sleep(delay) => self.counters.retried(),
+                        () = tokio::time::sleep(delay) => self.counters.retried(&message.topic),
                     }
                 }
             }

@@ -13,12 +13,18 @@
 //!
 //! Crash point **C2** (after the effect, before the offset store/commit): the message
 //! comes again after a restart or rebalance, and the inbox suppresses it.
+//!
+//! Each message is handled inside a `process <topic>` CONSUMER span whose parent is
+//! read from the message's `traceparent` header, and counted into the service's
+//! metrics (consumed, applied, duplicates by layer, dead-lettered, retries, processing
+//! time, lag): docs/en/07-tracing-and-metrics.md.
 
 mod consumer;
 mod counters;
+mod lag;
 mod message;
 pub mod replay;
 
 pub use consumer::{ConsumerSettings, MessageConsumer, OffsetCommit, Processed};
 pub use counters::{LoopCounters, LoopCounts};
-pub use message::{EventHeaders, HandleError, Handler, ReceivedMessage};
+pub use message::{DedupLayer, EventHeaders, HandleError, Handled, Handler, ReceivedMessage};

@@ -43,10 +43,50 @@ pub enum HandleError {
     Permanent(String),
 }
 
+/// What a handler did with a message it accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// The effect was applied now: this was the first delivery.
+    Applied,
+    /// A copy of a message whose effect was already applied: nothing changed. Says
+    /// which defence recognised it; the loop counts it
+    /// (`consumer_duplicates_suppressed_total{layer}`) and marks the message's trace
+    /// span `duplicate=true, suppressed_by=<layer>`.
+    Duplicate(DedupLayer),
+}
+
+/// The defences against applying a message twice, cheapest first
+/// (docs/en/06-idempotency.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupLayer {
+    /// The Redis fast path knew the event id: skipped before the database.
+    Redis,
+    /// The inbox row for the event id already existed, in the effect's transaction.
+    Inbox,
+    /// A new event id, but the business key (one payment per order, one outcome per
+    /// order) was already taken.
+    BusinessKey,
+}
+
+impl DedupLayer {
+    /// The label value in metrics and traces.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Redis => "redis",
+            Self::Inbox => "inbox",
+            Self::BusinessKey => "business_key",
+        }
+    }
+}
+
 /// What a service does with one message. Must be idempotent: the loop is at-least-once.
+///
+/// The loop runs `handle` inside the message's `process <topic>` span, the child of
+/// the producer's span: whatever the handler writes to its outbox there carries the
+/// trace on (docs/en/07-tracing-and-metrics.md).
 pub trait Handler: Send + Sync + 'static {
     fn handle(
         &self,
         message: &ReceivedMessage,
-    ) -> impl Future<Output = Result<(), HandleError>> + Send;
+    ) -> impl Future<Output = Result<Handled, HandleError>> + Send;
 }

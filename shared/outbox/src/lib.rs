@@ -18,13 +18,19 @@
 //! `FAILED`, never `SENT`, its key held back until an operator runs [`retry_failed`].
 //! Housekeeping ([`purge_sent_once`]) deletes `SENT` rows older than
 //! `OUTBOX_RETENTION_HOURS`.
+//!
+//! Observability: each row keeps the trace context of the request that wrote it, and
+//! the relay's `send <topic>` span continues that trace into Kafka; [`OutboxGauges`]
+//! and the relay's counters feed `GET /metrics` (docs/en/07-tracing-and-metrics.md).
 
 mod failed;
+mod gauges;
 mod housekeeping;
 mod message;
 pub mod relay;
 
 pub use failed::{FailedRow, failed_rows, retry_failed};
+pub use gauges::OutboxGauges;
 pub use housekeeping::purge_sent_once;
 pub use message::{OutboxMessage, enqueue};
 pub use relay::{ClaimStrategy, Relay, RelayConfig, RelayError, RelayReport};

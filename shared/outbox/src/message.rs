@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use sqlx::PgConnection;
+use telemetry::propagation::TraceHeaders;
 use uuid::Uuid;
 
 /// An event to publish. `id` is a UUIDv7: unique, and sortable by creation time.
@@ -48,11 +49,21 @@ impl OutboxMessage {
 
 /// Inserts `message` using `conn`, which must be the business transaction's connection:
 /// if that transaction rolls back, the event disappears with it (note, step 3).
+///
+/// The row also keeps the trace context of the span this runs in (the HTTP request,
+/// or the consumer's `process` span): the relay sends the event under it, so the trace
+/// goes on across the database hop (docs/en/07-tracing-and-metrics.md).
 pub async fn enqueue(conn: &mut PgConnection, message: &OutboxMessage) -> Result<(), sqlx::Error> {
     let headers = serde_json::to_value(&message.headers).unwrap_or(Value::Null);
+    let trace = TraceHeaders::current();
+    let (traceparent, tracestate) = match trace {
+        Some(t) => (Some(t.traceparent), t.tracestate),
+        None => (None, None),
+    };
     sqlx::query!(
-        r#"INSERT INTO outbox (id, aggregate_id, topic, message_key, event_type, payload, headers)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)"#,
+        r#"INSERT INTO outbox (id, aggregate_id, topic, message_key, event_type, payload, headers,
+                               traceparent, tracestate)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
         message.id,
         message.aggregate_id,
         message.topic,
@@ -60,6 +71,8 @@ pub async fn enqueue(conn: &mut PgConnection, message: &OutboxMessage) -> Result
         message.event_type,
         message.payload,
         headers,
+        traceparent,
+        tracestate,
     )
     .execute(conn)
     .await?;

@@ -3,76 +3,14 @@
 //! Both services run in this process on their own databases and on topics of their
 //! own on the real 3-node cluster.
 
-use std::collections::HashMap;
-
+use end_to_end::start_both;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use test_support::{TestDatabase, eventually, service_env, unique_name};
-
-struct Running {
-    orders_url: String,
-    order_events_topic: String,
-    payment_group: String,
-    orders_db: PgPool,
-    payments_db: PgPool,
-    stops: Vec<test_support::StopHandle>,
-    _dbs: (TestDatabase, TestDatabase),
-}
-
-async fn start_both() -> Running {
-    let orders_db = TestDatabase::create().await;
-    let payments_db = TestDatabase::create().await;
-    let order_events_topic = unique_name("order-events");
-    let payment_group = unique_name("payment-service");
-    let shared: HashMap<String, String> = [
-        ("ORDER_EVENTS_TOPIC", order_events_topic.clone()),
-        ("PAYMENT_EVENTS_TOPIC", unique_name("payment-events")),
-        ("RELAY_POLL_MS", "200".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-
-    let mut env = service_env(&orders_db);
-    env.extend(shared.clone());
-    env.insert("CONSUMER_GROUP".into(), unique_name("order-service"));
-    let config =
-        order_service::Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("order config");
-    let orders = order_service::App::build(config)
-        .await
-        .expect("order-service builds");
-    let orders_url = format!("http://{}", orders.local_addr());
-    let order_stop = orders.shutdown_handle();
-    let order_task = tokio::spawn(orders.run_until_stopped());
-
-    let mut env = service_env(&payments_db);
-    env.extend(shared);
-    env.insert("CONSUMER_GROUP".into(), payment_group.clone());
-    let config = payment_service::Config::from_lookup(&|k: &str| env.get(k).cloned())
-        .expect("payment config");
-    let payments = payment_service::App::build(config)
-        .await
-        .expect("payment-service builds");
-    let payment_stop = payments.shutdown_handle();
-    let payment_task = tokio::spawn(payments.run_until_stopped());
-
-    Running {
-        orders_url,
-        order_events_topic,
-        payment_group,
-        orders_db: orders_db.pool().await,
-        payments_db: payments_db.pool().await,
-        stops: vec![
-            test_support::StopHandle::new(order_stop, order_task),
-            test_support::StopHandle::new(payment_stop, payment_task),
-        ],
-        _dbs: (orders_db, payments_db),
-    }
-}
+use test_support::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn orders_end_paid_or_failed_and_every_payment_is_applied_once() {
-    let app = start_both().await;
+    let app = start_both(&[]).await;
     let http = reqwest::Client::new();
 
     // 12 orders; amounts ending in 13 are declined by the simulated provider.
@@ -175,9 +113,7 @@ async fn orders_end_paid_or_failed_and_every_payment_is_applied_once() {
         reconcile::render(&report)
     );
 
-    for stop in app.stops {
-        stop.stop().await;
-    }
+    app.stop().await;
 }
 
 async fn scalar(pool: &PgPool, sql: &'static str) -> i64 {

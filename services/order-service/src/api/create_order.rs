@@ -10,6 +10,7 @@ use axum::response::Response;
 use chrono::{SubsecRound, Utc};
 use outbox::OutboxMessage;
 use serde::Deserialize;
+use telemetry::propagation::TraceHeaders;
 use uuid::Uuid;
 
 use super::error::FieldError;
@@ -181,12 +182,17 @@ pub async fn create_order(
         // nothing will ever send it. The outbox closes exactly this window
         // (docs/en/02-produce.md, "The log-based alternative").
         service_runtime::crash_point("A2");
+        // The request's trace context goes into the send log with the event: the send
+        // below, or a re-push later, continues this request's trace.
+        let trace = TraceHeaders::current();
         let logged = LoggedEvent {
             topic: message.topic,
             key: message.key,
             event_type: message.event_type,
             headers: message.headers,
             payload: message.payload,
+            traceparent: trace.as_ref().map(|t| t.traceparent.clone()),
+            tracestate: trace.and_then(|t| t.tracestate),
         };
         if let Err(error) = direct.publish(event.event_id, &logged).await {
             // The order stays stored: the answer says so, and (when the event reached

@@ -49,6 +49,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use service_runtime::Shutdown;
+use telemetry::propagation::{self, TraceHeaders};
+use tracing::Instrument;
 use uuid::Uuid;
 
 pub use repush::RepushReport;
@@ -187,6 +189,15 @@ impl DirectPublisher {
         let payload = serde_json::to_vec(&event.payload)
             .map_err(|e| PublishError::NotAcked(e.to_string()))?;
         let id = event_id.to_string();
+        // The same PRODUCER span as the relay's, under the request that accepted the
+        // order (its context is in the send log, so a re-push continues it too), and
+        // injected into the headers for the consumer (docs/en/07-tracing-and-metrics.md).
+        let span = telemetry::spans::producer(&event.topic, &id, &event.key);
+        if let Some(trace) =
+            TraceHeaders::from_columns(event.traceparent.clone(), event.tracestate.clone())
+        {
+            propagation::set_parent(&span, trace.context());
+        }
         let mut kafka_headers = OwnedHeaders::new()
             .insert(Header {
                 key: headers::EVENT_ID,
@@ -202,6 +213,7 @@ impl DirectPublisher {
                 value: Some(value.as_str()),
             });
         }
+        let kafka_headers = propagation::inject_kafka(&span, kafka_headers);
         let record = FutureRecord::to(&event.topic)
             .key(&event.key)
             .payload(&payload)
@@ -213,8 +225,9 @@ impl DirectPublisher {
             DELIVERY_TIMEOUT + Duration::from_secs(1),
             self.producer.send(record, Duration::ZERO),
         )
+        .instrument(span.clone())
         .await;
-        match sent {
+        let outcome = match sent {
             Ok(Ok(delivery)) => Ok(Delivered {
                 partition: delivery.partition,
                 offset: delivery.offset,
@@ -227,7 +240,12 @@ impl DirectPublisher {
                 "no delivery report within {:?}",
                 DELIVERY_TIMEOUT + Duration::from_secs(1)
             ))),
+        };
+        match &outcome {
+            Ok(d) => telemetry::spans::record_ack(&span, d.partition, d.offset),
+            Err(e) => telemetry::spans::record_error(&span, &e.to_string()),
         }
+        outcome
     }
 
     /// One pass of the re-push job: sends every unsettled event of the send log again

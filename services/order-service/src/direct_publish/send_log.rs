@@ -41,6 +41,13 @@ pub struct LoggedEvent {
     /// Extra Kafka headers; `event-id` and `event-type` are added on every send.
     pub headers: BTreeMap<String, String>,
     pub payload: Value,
+    /// The W3C trace context of the request that accepted the order, so a re-push
+    /// (another task, maybe another process) continues that request's trace. Absent
+    /// in lines written without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 /// What one line says about one send.
@@ -234,6 +241,8 @@ mod tests {
             event_type: "OrderCreated".into(),
             headers: BTreeMap::from([("schema-version".into(), "1".into())]),
             payload: serde_json::json!({"order_id": key}),
+            traceparent: None,
+            tracestate: None,
         }
     }
 

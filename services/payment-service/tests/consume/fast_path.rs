@@ -119,7 +119,7 @@ async fn an_attempt_that_rolls_back_is_not_remembered_so_its_retry_applies() {
         fast_path: svc.fast_path.clone(),
         dedup_ttl: Duration::from_secs(60),
         inbox_off: false,
-        stats: Default::default(),
+        metrics: Default::default(),
     };
 
     let first = handler(1.0).handle(&message).await;

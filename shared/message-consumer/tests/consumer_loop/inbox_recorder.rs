@@ -2,7 +2,7 @@
 //! delivery beside it: delivered vs duplicates suppressed vs applied, all counted by
 //! the database.
 
-use message_consumer::{EventHeaders, HandleError, Handler, ReceivedMessage};
+use message_consumer::{DedupLayer, EventHeaders, HandleError, Handled, Handler, ReceivedMessage};
 use serde_json::Value;
 use sqlx::{Executor, PgPool};
 
@@ -38,7 +38,7 @@ pub struct InboxRecorder {
 }
 
 impl Handler for InboxRecorder {
-    async fn handle(&self, message: &ReceivedMessage) -> Result<(), HandleError> {
+    async fn handle(&self, message: &ReceivedMessage) -> Result<Handled, HandleError> {
         let event_id = message.event_id()?;
         let body: Value = serde_json::from_slice(message.payload.as_deref().unwrap_or_default())
             .map_err(|e| HandleError::Permanent(format!("malformed JSON: {e}")))?;
@@ -72,7 +72,7 @@ impl Handler for InboxRecorder {
             .await
             .map_err(transient)?;
         let Some(mut tx) = first else {
-            return Ok(());
+            return Ok(Handled::Duplicate(DedupLayer::Inbox));
         };
         sqlx::query("INSERT INTO inbox_applied (seq, event_id) VALUES ($1, $2)")
             .bind(seq)
@@ -81,7 +81,7 @@ impl Handler for InboxRecorder {
             .await
             .map_err(transient)?;
         tx.commit().await.map_err(transient)?;
-        Ok(())
+        Ok(Handled::Applied)
     }
 }
 

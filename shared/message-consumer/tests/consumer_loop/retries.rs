@@ -15,7 +15,8 @@ async fn a_transient_failure_is_retried_on_the_same_message_and_later_ones_wait(
         offsets.push(fx.publish_good(seq).await);
     }
 
-    let consumer = fx.consumer(fx.recorder());
+    let metrics = telemetry::Metrics::new();
+    let consumer = fx.consumer(fx.recorder()).with_metrics(&metrics);
     let outcomes = fx.drive(&consumer, offsets.len()).await;
 
     let processed: Vec<i64> = outcomes
@@ -25,6 +26,7 @@ async fn a_transient_failure_is_retried_on_the_same_message_and_later_ones_wait(
             Processed::DeadLettered { .. } => {
                 panic!("a transient failure was dead-lettered: {o:?}")
             }
+            Processed::Duplicate { .. } => panic!("nothing here is delivered twice: {o:?}"),
         })
         .collect();
     assert_eq!(
@@ -45,4 +47,27 @@ async fn a_transient_failure_is_retried_on_the_same_message_and_later_ones_wait(
         [1, 1, 4, 1, 1, 1],
         "attempts per seq: seq 2 failed 3 times and was retried on the same message"
     );
+
+    // The loop counted it: six received, six applied, three retries, in process and
+    // in the service's metrics.
+    let counts = consumer.counters().counts();
+    assert_eq!(
+        (
+            counts.consumed,
+            counts.applied,
+            counts.retried,
+            counts.dead_lettered
+        ),
+        (6, 6, 3, 0)
+    );
+    let text = metrics.render();
+    for (name, value) in [
+        ("consumer_messages_consumed_total", 6),
+        ("consumer_messages_applied_total", 6),
+        ("consumer_retries_total", 3),
+        ("consumer_processing_duration_seconds_count", 6),
+    ] {
+        let line = format!("{name}{{topic=\"{}\"}} {value}", fx.topic);
+        assert!(text.contains(&line), "{line} missing:\n{text}");
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kafka_config::headers;
 use message_consumer::{
-    ConsumerSettings, EventHeaders, HandleError, Handler, MessageConsumer, Processed,
+    ConsumerSettings, EventHeaders, HandleError, Handled, Handler, MessageConsumer, Processed,
     ReceivedMessage,
 };
 
@@ -44,7 +44,7 @@ pub struct Recorder {
 }
 
 impl Handler for Recorder {
-    async fn handle(&self, message: &ReceivedMessage) -> Result<(), HandleError> {
+    async fn handle(&self, message: &ReceivedMessage) -> Result<Handled, HandleError> {
         let event_id = message.event_id()?;
         let body: Value = serde_json::from_slice(message.payload.as_deref().unwrap_or_default())
             .map_err(|e| HandleError::Permanent(format!("malformed JSON: {e}")))?;
@@ -95,7 +95,7 @@ impl Handler for Recorder {
                 tokio::time::sleep(tail).await;
             }
         }
-        Ok(())
+        Ok(Handled::Applied)
     }
 }
 

@@ -64,6 +64,10 @@ pub struct ClaimedRow {
     pub attempts: i32,
     /// The version after our claim; mark-sent requires it to be unchanged.
     pub version: i64,
+    /// The W3C trace context `enqueue` stored (NULL outside a trace): the relay's
+    /// `send` span continues that trace.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 pub(super) async fn claim(
@@ -91,7 +95,7 @@ pub(super) async fn claim(
                           available_at = now() + make_interval(secs => $3)
                      FROM next WHERE o.id = next.id
                    RETURNING o.id, o.seq, o.topic, o.message_key, o.event_type, o.payload,
-                             o.headers, o.attempts, o.version"#,
+                             o.headers, o.attempts, o.version, o.traceparent, o.tracestate"#,
                 config.batch_size,
                 config.relay_id,
                 lease_secs,
@@ -135,7 +139,7 @@ async fn claim_optimistic(
                 WHERE id = $1 AND version = $2 AND state IN ('PENDING', 'SENDING')
                   AND available_at <= now()
                RETURNING id, seq, topic, message_key, event_type, payload, headers,
-                         attempts, version"#,
+                         attempts, version, traceparent, tracestate"#,
             c.id,
             c.version,
             config.relay_id,

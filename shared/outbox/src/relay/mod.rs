@@ -6,6 +6,7 @@
 
 mod claim;
 mod mark;
+mod metrics;
 mod publish;
 
 use std::time::{Duration, Instant};
@@ -14,7 +15,9 @@ use rdkafka::producer::{FutureProducer, Producer};
 use service_runtime::Shutdown;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use telemetry::Metrics;
 
+use self::metrics::RelayMetrics;
 pub use claim::{ClaimStrategy, ClaimedRow};
 
 /// How a relay claims and paces its work.
@@ -122,6 +125,7 @@ pub struct Relay {
     pool: PgPool,
     producer: FutureProducer,
     config: RelayConfig,
+    metrics: RelayMetrics,
 }
 
 impl std::fmt::Debug for Relay {
@@ -139,7 +143,15 @@ impl Relay {
             pool,
             producer,
             config,
+            // Counted into a registry of its own until the service hands it its own.
+            metrics: RelayMetrics::new(&Metrics::default()),
         }
+    }
+
+    /// Counts into `metrics` (the service's registry, served at `GET /metrics`).
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.metrics = RelayMetrics::new(metrics);
+        self
     }
 
     pub fn config(&self) -> &RelayConfig {
@@ -161,7 +173,7 @@ impl Relay {
         }
         // Crash point R1: claimed, nothing sent. The lease brings the rows back.
         service_runtime::crash_point("R1");
-        let results = publish::publish_all(&self.producer, &rows).await;
+        let results = publish::publish_all(&self.producer, &rows, &self.metrics).await;
         // Crash point R2: sent and acknowledged, not yet marked. The rows will be
         // sent again after the lease: a duplicate on the topic, never a loss.
         service_runtime::crash_point("R2");
@@ -177,8 +189,16 @@ impl Relay {
                     match mark::release_for_retry(&self.pool, row, &error, self.config.max_attempts)
                         .await?
                     {
-                        mark::Released::GaveUp => report.gave_up += 1, // logged in mark.rs
+                        mark::Released::GaveUp => {
+                            // Logged in mark.rs; counted here: a FAILED row is a message
+                            // that will not reach Kafka until an operator acts.
+                            self.metrics.failures.increment(1);
+                            report.gave_up += 1;
+                        }
                         released => {
+                            if released == mark::Released::ForRetry {
+                                self.metrics.retries.increment(1);
+                            }
                             tracing::warn!(event_id = %row.id, attempts = row.attempts, %error, ?released, "publish failed; will retry");
                             report.failed += 1;
                         }
@@ -189,6 +209,7 @@ impl Relay {
         // Mark sent only after the broker acked: a crash before this line re-sends,
         // never loses (docs/en/02-produce.md). One statement for the whole batch.
         mark::mark_sent(&self.pool, &acked, &self.config.relay_id).await?;
+        self.metrics.published.increment(acked.len() as u64);
         report.sent = acked.len();
         Ok(report)
     }
@@ -204,6 +225,11 @@ impl Relay {
         };
         let mut failures: u32 = 0;
         let mut next_purge = Instant::now();
+        tokio::spawn(sample_producer_queue(
+            self.producer.clone(),
+            self.metrics.producer_queue.clone(),
+            shutdown.clone(),
+        ));
         while !shutdown.is_triggered() {
             if Instant::now() >= next_purge {
                 self.purge().await;
@@ -266,6 +292,23 @@ async fn next_notification(listener: Option<&mut PgListener>) -> bool {
     match listener {
         Some(l) => l.recv().await.is_ok(),
         None => std::future::pending().await,
+    }
+}
+
+/// Samples the producer's queue every second until shutdown. A pass waits for all its
+/// acks, so the queue is sampled beside the passes, not after them: it shows the
+/// messages a pass is still waiting for (a slow or failing-over broker).
+async fn sample_producer_queue(
+    producer: FutureProducer,
+    gauge: ::metrics::Gauge,
+    shutdown: Shutdown,
+) {
+    while !shutdown.is_triggered() {
+        gauge.set(f64::from(producer.in_flight_count()));
+        tokio::select! {
+            () = shutdown.wait() => {},
+            () = tokio::time::sleep(Duration::from_secs(1)) => {},
+        }
     }
 }
 

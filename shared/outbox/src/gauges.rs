@@ -1,0 +1,92 @@
+//! The outbox seen from outside: how many rows wait in each state, and how long the
+//! oldest unsent one has waited (docs/en/07-tracing-and-metrics.md).
+//!
+//! These are the produce stage's loss alarms. A growing `PENDING` count or a growing
+//! `outbox_oldest_unsent_age_seconds` means events are accepted but not reaching Kafka
+//! (relay stopped, broker unreachable); a non-zero `FAILED` count means events that will
+//! not reach it until an operator runs `outbox::retry_failed`. "Unsent" is every state
+//! but `SENT`, `FAILED` included: a given-up row is still an event Kafka never got.
+//!
+//! Sampled by a query every few seconds rather than counted in the code, because rows
+//! are written and moved by several processes (the service, `outbox-relay`s): only the
+//! table knows the totals. It runs whether or not this process relays.
+
+use std::time::Duration;
+
+use metrics::Gauge;
+use service_runtime::Shutdown;
+use sqlx::PgPool;
+use telemetry::Metrics;
+use telemetry::metrics::names;
+
+const STATES: [&str; 4] = ["PENDING", "SENDING", "SENT", "FAILED"];
+
+/// How often [`OutboxGauges::run`] samples: often enough for an alert on the oldest
+/// unsent row to fire within seconds, rarely enough to cost nothing.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The outbox gauges of one service's registry.
+#[derive(Clone)]
+pub struct OutboxGauges {
+    rows: [(&'static str, Gauge); 4],
+    oldest_unsent_age: Gauge,
+}
+
+impl std::fmt::Debug for OutboxGauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxGauges").finish_non_exhaustive()
+    }
+}
+
+impl OutboxGauges {
+    pub fn new(metrics: &Metrics) -> Self {
+        Self {
+            rows: STATES.map(|state| {
+                (
+                    state,
+                    metrics.gauge(names::OUTBOX_ROWS, &[("state", state)]),
+                )
+            }),
+            oldest_unsent_age: metrics.gauge(names::OUTBOX_OLDEST_UNSENT_AGE_SECONDS, &[]),
+        }
+    }
+
+    /// One sample: two short queries (the age one reads only unsent rows, through the
+    /// `outbox_unsent_idx` partial index).
+    pub async fn sample_once(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+        let counts = sqlx::query!(
+            r#"SELECT state AS "state!", count(*) AS "rows!" FROM outbox GROUP BY state"#
+        )
+        .fetch_all(pool)
+        .await?;
+        for (state, gauge) in &self.rows {
+            let rows = counts
+                .iter()
+                .find(|c| c.state == *state)
+                .map_or(0, |c| c.rows);
+            gauge.set(rows as f64);
+        }
+        let age = sqlx::query_scalar!(
+            r#"SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 AS "age!"
+                 FROM outbox WHERE state <> 'SENT'"#
+        )
+        .fetch_one(pool)
+        .await?;
+        self.oldest_unsent_age.set(age.max(0.0));
+        Ok(())
+    }
+
+    /// Samples every [`SAMPLE_INTERVAL`] until shutdown; a failed sample keeps the last
+    /// values and tries again at the next tick.
+    pub async fn run(self, pool: PgPool, shutdown: Shutdown) {
+        while !shutdown.is_triggered() {
+            if let Err(error) = self.sample_once(&pool).await {
+                tracing::debug!(%error, "outbox gauge sample failed");
+            }
+            tokio::select! {
+                () = shutdown.wait() => {},
+                () = tokio::time::sleep(SAMPLE_INTERVAL) => {},
+            }
+        }
+    }
+}

@@ -66,7 +66,9 @@ async fn run() -> Result<(), String> {
     };
 
     if wants("failover") {
-        for acks in [Acks::Leader, Acks::All] {
+        // acks=0 too: the producer does not even wait for the leader, so it is told
+        // "stored" for everything it handed to the socket.
+        for acks in [Acks::None, Acks::Leader, Acks::All] {
             println!(
                 "[drill 1] leader failover with followers frozen, {count} messages, acks={acks:?} ..."
             );

@@ -58,41 +58,28 @@ fn gauge(metrics: &Metrics, topic: &str, partition: i32) -> metrics::Gauge {
     )
 }
 
-/// (topic, partition, lag) for every partition assigned to this member.
+/// (topic, partition, lag) for every assigned partition this member has read from.
+///
+/// Only the position (local) and the watermarks (a request to the partition leader)
+/// are asked for. The group's committed offsets are not: that call waits on the
+/// consumer's own group machinery and stalled the loop beside it. A partition with no
+/// message consumed since it was assigned has no position yet and is not reported
+/// until its first message (an idle partition: nothing waits there).
 fn lag_once(consumer: &StreamConsumer) -> Vec<(String, i32, i64)> {
-    let Ok(assignment) = consumer.assignment() else {
+    let Ok(positions) = consumer.position() else {
         return Vec::new();
-    };
-    if assignment.count() == 0 {
-        return Vec::new();
-    }
-    let positions = consumer.position().ok();
-    // Before the first message of a partition is consumed the position is unknown;
-    // the group's committed offset is where consumption will start.
-    let committed = consumer
-        .committed_offsets(assignment.clone(), BROKER_TIMEOUT)
-        .ok();
-    let offset_in = |list: &Option<rdkafka::TopicPartitionList>, topic: &str, partition| {
-        list.as_ref()
-            .and_then(|l| l.find_partition(topic, partition))
-            .and_then(|e| match e.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            })
     };
     let mut lags = Vec::new();
-    for element in assignment.elements() {
+    for element in positions.elements() {
+        let Offset::Offset(next) = element.offset() else {
+            continue;
+        };
         let (topic, partition) = (element.topic(), element.partition());
-        let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, BROKER_TIMEOUT) else {
+        let Ok((_low, high)) = consumer.fetch_watermarks(topic, partition, BROKER_TIMEOUT) else {
             // The brokers do not answer: keep the last values rather than wait out a
             // timeout per partition (a shutdown waits for this sample).
             break;
         };
-        // No position and no commit: a new group starts at the beginning
-        // (`auto.offset.reset=earliest`).
-        let next = offset_in(&positions, topic, partition)
-            .or_else(|| offset_in(&committed, topic, partition))
-            .unwrap_or(low);
         lags.push((topic.to_owned(), partition, (high - next).max(0)));
     }
     lags

@@ -283,6 +283,41 @@ async fn metrics_show_the_flow_and_every_duplicate_layer() {
     }
     // A route label is the matched route, never the raw path of one order.
     assert!(!order_text.contains(&format!("route=\"/orders/{first}\"")));
+
+    // The names the alert rules and dashboards may use for the services
+    // (infra/prometheus/exported-metrics.txt, checked against the rules and dashboards by
+    // scripts/check-monitoring.sh) are names these services really export.
+    let listed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/prometheus/exported-metrics.txt"
+    ))
+    .expect("exported-metrics.txt");
+    let exported = |name: &str| {
+        [&order_text, &payment_text].iter().any(|text| {
+            text.lines().any(|line| {
+                let series = line.split(['{', ' ']).next().unwrap_or_default();
+                series == name
+                    || ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|suffix| series == format!("{name}{suffix}"))
+            })
+        })
+    };
+    // The lines after the `[services]` header, up to the next section.
+    let missing: Vec<&str> = listed
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != "[services]")
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        // `up` is Prometheus' own series for a scrape target, not the service's.
+        .filter(|name| *name != "up" && !exported(name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "listed in exported-metrics.txt but not exported by the services: {missing:?}"
+    );
     eprintln!("payment-service /metrics after the flow:\n{payment_text}");
     app.stop().await;
 }

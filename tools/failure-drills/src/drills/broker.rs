@@ -10,11 +10,9 @@ use std::time::Duration;
 
 use drills::cluster::DrillCluster;
 
-use crate::load::{ClientRetry, place_orders_paced};
-use crate::process::ServiceProcess;
-use crate::{DrillEnv, DrillError, Row, settle};
+use crate::{DrillEnv, DrillError, Row};
 
-use super::{CLIENT_PATIENCE, ORDERS, QUIET};
+use super::{ORDERS, finish, spawn_load, start_both};
 
 const PORT_BASE: u16 = 9900;
 const OUTAGE: Duration = Duration::from_secs(15);
@@ -32,23 +30,9 @@ pub async fn broker_down(configuration: &'static str, direct: bool) -> Result<Ro
         env.order_vars
             .insert("PUBLISH_MODE".into(), "direct".into());
     }
-    let mut payment = ServiceProcess::spawn("payment-service", &env.payment_service_env(), None)?;
-    payment.wait_serving().await?;
-    let mut order = ServiceProcess::spawn("order-service", &env.order_service_env(), None)?;
-    order.wait_serving().await?;
-
-    let base = order.base_url.clone();
+    let (order, payment) = start_both(&env).await?;
     // Paced over ~30 s, so orders keep coming before, during and after the outage.
-    let load = tokio::spawn(async move {
-        place_orders_paced(
-            &base,
-            2 * ORDERS,
-            ClientRetry::SameKey,
-            CLIENT_PATIENCE,
-            Duration::from_millis(500),
-        )
-        .await
-    });
+    let load = spawn_load(&order, 2 * ORDERS, Duration::from_millis(500));
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster(&["stop"], &c).await?;
     let orders = env.orders_pool().await;
@@ -63,14 +47,7 @@ pub async fn broker_down(configuration: &'static str, direct: bool) -> Result<Ro
     let backlog_end = unsent().await;
     cluster(&["start"], &c).await?;
 
-    let client = load
-        .await
-        .map_err(|e| DrillError::Unexpected(e.to_string()))??;
-    settle(&env, QUIET).await?;
-    let report = env.reconcile().await?;
-    let stats = crate::payment_stats(&payment.base_url).await;
-    order.stop().await;
-    payment.stop().await;
+    let (client, report, stats) = finish(&env, load, order, payment).await?;
     drop(c);
 
     let mut row = Row::new(

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use crate::load::{ClientRetry, place_orders};
 use crate::process::ServiceProcess;
-use crate::{DrillEnv, DrillError, Row, settle};
+use crate::{DrillEnv, DrillError, Row};
 
-use super::{CLIENT_PATIENCE, ORDERS, QUIET};
+use super::{CLIENT_PATIENCE, ORDERS, finish};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -84,14 +84,7 @@ pub async fn crash_point(
             (order, restarted)
         }
     };
-    let client = load
-        .await
-        .map_err(|e| DrillError::Unexpected(e.to_string()))??;
-    settle(&env, QUIET).await?;
-    let report = env.reconcile().await?;
-    let stats = crate::payment_stats(&payment.base_url).await;
-    order.stop().await;
-    payment.stop().await;
+    let (client, report, stats) = finish(&env, load, order, payment).await?;
 
     let mut row = Row::new(drill, configuration, report);
     row.payment_stats = stats;

@@ -5,11 +5,10 @@
 
 use std::time::Duration;
 
-use crate::load::{ClientRetry, place_orders};
 use crate::process::ServiceProcess;
-use crate::{DrillEnv, DrillError, Row, settle};
+use crate::{DrillEnv, DrillError, Row};
 
-use super::{CLIENT_PATIENCE, ORDERS, QUIET};
+use super::{ORDERS, finish, spawn_load};
 
 pub async fn rebalance() -> Result<Row, DrillError> {
     let env = DrillEnv::create(None).await?;
@@ -18,25 +17,15 @@ pub async fn rebalance() -> Result<Row, DrillError> {
     let mut order = ServiceProcess::spawn("order-service", &env.order_service_env(), None)?;
     order.wait_serving().await?;
 
-    let base = order.base_url.clone();
     // Three times the usual load, so the stream is still running at both hand-overs.
-    let load = tokio::spawn(async move {
-        place_orders(&base, 3 * ORDERS, ClientRetry::SameKey, CLIENT_PATIENCE).await
-    });
+    let load = spawn_load(&order, 3 * ORDERS, Duration::ZERO);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut second = ServiceProcess::spawn("payment-service", &env.payment_service_env(), None)?;
     second.wait_serving().await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     first.stop().await;
 
-    let client = load
-        .await
-        .map_err(|e| DrillError::Unexpected(e.to_string()))??;
-    settle(&env, QUIET).await?;
-    let report = env.reconcile().await?;
-    let stats = crate::payment_stats(&second.base_url).await;
-    second.stop().await;
-    order.stop().await;
+    let (client, report, stats) = finish(&env, load, order, second).await?;
     let mut row = Row::new(
         "rebalance: a consumer joins, another leaves",
         "safe",

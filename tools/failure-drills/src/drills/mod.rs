@@ -26,3 +26,47 @@ pub const CLIENT_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Waiting for the system to settle stops once nothing has moved for this long.
 pub const QUIET: Duration = Duration::from_secs(20);
+
+use crate::load::{ClientRetry, LoadResult, place_orders_paced};
+use crate::process::ServiceProcess;
+use crate::{DrillEnv, DrillError, PaymentStats, settle};
+
+/// The client's load, running in the background while the drill injects its fault.
+type Load = tokio::task::JoinHandle<Result<LoadResult, DrillError>>;
+
+/// Both services serving on `env`, returned as `(order, payment)`; payment-service
+/// first, so the first events find their consumer.
+async fn start_both(env: &DrillEnv) -> Result<(ServiceProcess, ServiceProcess), DrillError> {
+    let mut payment = ServiceProcess::spawn("payment-service", &env.payment_service_env(), None)?;
+    payment.wait_serving().await?;
+    let mut order = ServiceProcess::spawn("order-service", &env.order_service_env(), None)?;
+    order.wait_serving().await?;
+    Ok((order, payment))
+}
+
+/// `count` orders to `order`, a pause of `pace` between them, each retried with its key.
+fn spawn_load(order: &ServiceProcess, count: usize, pace: Duration) -> Load {
+    let base = order.base_url.clone();
+    tokio::spawn(async move {
+        place_orders_paced(&base, count, ClientRetry::SameKey, CLIENT_PATIENCE, pace).await
+    })
+}
+
+/// The end of every drill: the client is done, the system settles, the checker counts,
+/// payment-service's counters are read, and both services stop.
+async fn finish(
+    env: &DrillEnv,
+    load: Load,
+    order: ServiceProcess,
+    payment: ServiceProcess,
+) -> Result<(LoadResult, reconcile::Report, PaymentStats), DrillError> {
+    let client = load
+        .await
+        .map_err(|e| DrillError::Unexpected(e.to_string()))??;
+    settle(env, QUIET).await?;
+    let report = env.reconcile().await?;
+    let stats = crate::payment_stats(&payment.base_url).await;
+    order.stop().await;
+    payment.stop().await;
+    Ok((client, report, stats))
+}

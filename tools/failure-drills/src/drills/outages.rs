@@ -4,12 +4,11 @@
 
 use std::time::Duration;
 
-use crate::load::{ClientRetry, place_orders};
 use crate::process::ServiceProcess;
 use crate::proxy::CuttableProxy;
-use crate::{DrillEnv, DrillError, Row, settle};
+use crate::{DrillEnv, DrillError, Row};
 
-use super::{CLIENT_PATIENCE, ORDERS, QUIET};
+use super::{ORDERS, finish, spawn_load, start_both};
 
 /// The payment database unreachable for 8 s in the middle of the stream.
 pub async fn payment_database_down() -> Result<Row, DrillError> {
@@ -17,17 +16,14 @@ pub async fn payment_database_down() -> Result<Row, DrillError> {
     let proxy = CuttableProxy::start(env.postgres_address()).await?;
     let via_proxy = env.payments_database_url_via(&proxy.listen);
     env.payment_vars.insert("DATABASE_URL".into(), via_proxy);
-    let (order, payment, client) = run_with_fault(&env, || async {
-        proxy.cut();
-        tokio::time::sleep(Duration::from_secs(8)).await;
-        proxy.restore();
-    })
-    .await?;
-    settle(&env, QUIET).await?;
-    let report = env.reconcile().await?;
-    let stats = crate::payment_stats(&payment.base_url).await;
-    order.stop().await;
-    payment.stop().await;
+    let (order, payment) = start_both(&env).await?;
+    let load = spawn_load(&order, ORDERS, Duration::ZERO);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    proxy.restore();
+    let (client, report, stats) = finish(&env, load, order, payment).await?;
+    let client = client.placed;
     let mut row = Row::new("payment database down for 8 s", "safe", report);
     row.payment_stats = stats;
     row.note = format!(
@@ -56,22 +52,12 @@ pub async fn redis_down() -> Result<Row, DrillError> {
     payment.wait_serving().await?;
     let mut order = ServiceProcess::spawn("order-service", &env.order_service_env(), None)?;
     order.wait_serving().await?;
-    let base = order.base_url.clone();
-    let load = tokio::spawn(async move {
-        place_orders(&base, ORDERS, ClientRetry::SameKey, CLIENT_PATIENCE).await
-    });
+    let load = spawn_load(&order, ORDERS, Duration::ZERO);
     payment.wait_crashed(Duration::from_secs(90)).await?;
     let mut payment =
         ServiceProcess::spawn_on(port, "payment-service", &env.payment_service_env(), None)?;
     payment.wait_serving().await?;
-    let client = load
-        .await
-        .map_err(|e| DrillError::Unexpected(e.to_string()))??;
-    settle(&env, QUIET).await?;
-    let report = env.reconcile().await?;
-    let stats = crate::payment_stats(&payment.base_url).await;
-    order.stop().await;
-    payment.stop().await;
+    let (client, report, stats) = finish(&env, load, order, payment).await?;
     let mut row = Row::new("Redis down (and a C2 crash)", "safe", report);
     row.payment_stats = stats;
     row.note = format!(
@@ -88,12 +74,10 @@ pub async fn payment_provider_failing() -> Result<Row, DrillError> {
     let mut env = DrillEnv::create(None).await?;
     env.payment_vars
         .insert("PROVIDER_FAILURE_RATE".into(), "0.5".into());
-    let (order, payment, client) = run_with_fault(&env, || async {}).await?;
-    settle(&env, QUIET).await?;
-    let report = env.reconcile().await?;
-    let stats = crate::payment_stats(&payment.base_url).await;
-    order.stop().await;
-    payment.stop().await;
+    let (order, payment) = start_both(&env).await?;
+    let load = spawn_load(&order, ORDERS, Duration::ZERO);
+    let (client, report, stats) = finish(&env, load, order, payment).await?;
+    let client = client.placed;
     let pool = env.payments_pool().await;
     let (charges, calls): (i64, Option<i64>) =
         sqlx::query_as("SELECT count(*), sum(calls)::bigint FROM provider_charges")
@@ -109,29 +93,4 @@ pub async fn payment_provider_failing() -> Result<Row, DrillError> {
         crate::matrix::summary(&row.report)
     );
     Ok(row)
-}
-
-/// Starts both services, runs the load and, a third of the way in, `fault`.
-async fn run_with_fault<F, Fut>(
-    env: &DrillEnv,
-    fault: F,
-) -> Result<(ServiceProcess, ServiceProcess, u64), DrillError>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut payment = ServiceProcess::spawn("payment-service", &env.payment_service_env(), None)?;
-    payment.wait_serving().await?;
-    let mut order = ServiceProcess::spawn("order-service", &env.order_service_env(), None)?;
-    order.wait_serving().await?;
-    let base = order.base_url.clone();
-    let load = tokio::spawn(async move {
-        place_orders(&base, ORDERS, ClientRetry::SameKey, CLIENT_PATIENCE).await
-    });
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    fault().await;
-    let client = load
-        .await
-        .map_err(|e| DrillError::Unexpected(e.to_string()))??;
-    Ok((order, payment, client.placed))
 }

@@ -8,11 +8,9 @@ use kafka_config::headers;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::load::{ClientRetry, place_orders};
-use crate::process::ServiceProcess;
-use crate::{DrillEnv, DrillError, Row, settle};
+use crate::{DrillEnv, DrillError, Row};
 
-use super::{CLIENT_PATIENCE, ORDERS, QUIET};
+use super::{ORDERS, finish, spawn_load, start_both};
 
 const POISON: [&str; 3] = [
     "{not json",
@@ -22,14 +20,8 @@ const POISON: [&str; 3] = [
 
 pub async fn poison_messages() -> Result<Row, DrillError> {
     let env = DrillEnv::create(None).await?;
-    let mut payment = ServiceProcess::spawn("payment-service", &env.payment_service_env(), None)?;
-    payment.wait_serving().await?;
-    let mut order = ServiceProcess::spawn("order-service", &env.order_service_env(), None)?;
-    order.wait_serving().await?;
-    let base = order.base_url.clone();
-    let load = tokio::spawn(async move {
-        place_orders(&base, ORDERS, ClientRetry::SameKey, CLIENT_PATIENCE).await
-    });
+    let (order, payment) = start_both(&env).await?;
+    let load = spawn_load(&order, ORDERS, Duration::ZERO);
 
     let producer: FutureProducer =
         kafka_config::ProducerSettings::reliable(&env.kafka_bootstrap_servers)
@@ -61,11 +53,7 @@ pub async fn poison_messages() -> Result<Row, DrillError> {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    let client = load
-        .await
-        .map_err(|e| DrillError::Unexpected(e.to_string()))??;
-    settle(&env, QUIET).await?;
-    let mut report = env.reconcile().await?;
+    let (client, mut report, stats) = finish(&env, load, order, payment).await?;
     // The poison messages carry event ids but are not orders: the checker counts them
     // as published; they are not "lost" orders (accepted counts orders only).
     report.published_unique = report.published_unique.saturating_sub(POISON.len() as u64);
@@ -76,9 +64,6 @@ pub async fn poison_messages() -> Result<Row, DrillError> {
     )
     .await
     .map_err(|e| DrillError::Unexpected(e.to_string()))?;
-    let stats = crate::payment_stats(&payment.base_url).await;
-    order.stop().await;
-    payment.stop().await;
     let mut row = Row::new("poison messages in the stream", "safe", report);
     row.payment_stats = stats;
     row.dead_lettered = letters.len() as u64;

@@ -65,7 +65,7 @@ logs: ## Tail the logs of the services and the infrastructure
 
 .PHONY: test
 test: infra-up ## Run all tests against the real Postgres, Redis and 3-node Kafka (starts them if needed)
-	cargo test --workspace --all-targets --locked
+	cargo test --workspace --all-targets --locked --no-fail-fast
 	@bash scripts/check-docs.sh
 	@bash scripts/check-monitoring.sh
 

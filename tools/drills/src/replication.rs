@@ -119,7 +119,7 @@ pub async fn leader_failover(
     .with_note(first_error.map_or(String::new(), |e| format!("producer: {e}"))))
 }
 
-pub(crate) async fn send(producer: &FutureProducer, topic: &str, id: &str) -> Result<(), String> {
+pub async fn send(producer: &FutureProducer, topic: &str, id: &str) -> Result<(), String> {
     producer
         .send(
             FutureRecord::to(topic).key(id).payload(id),
@@ -139,7 +139,7 @@ pub(crate) fn acks_name(acks: Acks) -> &'static str {
 }
 
 /// Waits until partition 0 has all its replicas in sync; returns (leader, followers).
-pub(crate) async fn wait_in_sync(bootstrap: &str, topic: &str) -> Result<(i32, Vec<i32>), String> {
+pub async fn wait_in_sync(bootstrap: &str, topic: &str) -> Result<(i32, Vec<i32>), String> {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Ok(view) = describe_topic(bootstrap, topic, Duration::from_secs(5)).await {
@@ -489,10 +489,7 @@ pub(crate) fn drill_producer_with_timeout(
 }
 
 /// Records in the topic by payload (the record id), with how many copies of each.
-pub(crate) async fn read_copies(
-    bootstrap: &str,
-    topic: &str,
-) -> Result<HashMap<String, usize>, String> {
+pub async fn read_copies(bootstrap: &str, topic: &str) -> Result<HashMap<String, usize>, String> {
     let records = read_topic_to_end(bootstrap, topic, Duration::from_secs(60))
         .await
         .map_err(|e| e.to_string())?;

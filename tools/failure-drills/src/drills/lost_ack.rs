@@ -10,13 +10,13 @@
 //! duplicate. With it, the broker recognises the batch's producer id and sequence
 //! numbers and answers with the first append's offset: no duplicate.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use drills::cluster::DrillCluster;
+use drills::replication::{read_copies, send, wait_in_sync};
 use futures::future::join_all;
-use kafka_config::{ProducerSettings, describe_topic, read_topic_to_end};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use kafka_config::ProducerSettings;
+use rdkafka::producer::FutureProducer;
 use reconcile::Report;
 
 use crate::{DrillError, Row};
@@ -40,7 +40,9 @@ pub async fn lost_ack(configuration: &'static str, idempotence: bool) -> Result<
     kafka_config::create_topic(&bootstrap, &topic, 1, 3)
         .await
         .map_err(setup)?;
-    let (leader, followers) = in_sync_leader(&bootstrap, &topic).await?;
+    let (leader, followers) = wait_in_sync(&bootstrap, &topic)
+        .await
+        .map_err(DrillError::Setup)?;
 
     let mut settings = ProducerSettings::reliable(&bootstrap);
     settings.idempotence = idempotence;
@@ -74,15 +76,7 @@ pub async fn lost_ack(configuration: &'static str, idempotence: bool) -> Result<
         .map(|(id, _)| id)
         .collect();
 
-    let records = read_topic_to_end(&bootstrap, &topic, Duration::from_secs(60))
-        .await
-        .map_err(setup)?;
-    let mut copies: HashMap<String, u64> = HashMap::new();
-    for r in &records {
-        let id = String::from_utf8_lossy(r.payload.as_deref().unwrap_or_default()).into_owned();
-        *copies.entry(id).or_default() += 1;
-    }
-    copies.remove("warm-up");
+    let copies = read_copies(&bootstrap, &topic).await.map_err(setup)?;
     drop(cluster);
 
     let lost = acknowledged
@@ -92,7 +86,7 @@ pub async fn lost_ack(configuration: &'static str, idempotence: bool) -> Result<
     let report = Report {
         accepted: acknowledged.len() as u64,
         published_unique: copies.len() as u64,
-        published_duplicate_copies: copies.values().map(|c| c - 1).sum(),
+        published_duplicate_copies: copies.values().map(|c| *c as u64 - 1).sum(),
         applied: copies.len() as u64,
         lost,
         ..Report::default()
@@ -109,37 +103,4 @@ pub async fn lost_ack(configuration: &'static str, idempotence: bool) -> Result<
         row.report.published_duplicate_copies
     );
     Ok(row)
-}
-
-async fn send(producer: &FutureProducer, topic: &str, id: &str) -> Result<(), String> {
-    producer
-        .send(
-            FutureRecord::to(topic).key(id).payload(id),
-            Duration::from_secs(1),
-        )
-        .await
-        .map(|_| ())
-        .map_err(|(e, _)| e.to_string())
-}
-
-/// Waits until the partition has all three replicas in sync; returns its leader and
-/// followers.
-async fn in_sync_leader(bootstrap: &str, topic: &str) -> Result<(i32, Vec<i32>), DrillError> {
-    for _ in 0..180 {
-        if let Ok(view) = describe_topic(bootstrap, topic, Duration::from_secs(5)).await
-            && let Some(p) = view.partitions.first()
-            && p.isr.len() == 3
-            && p.leader >= 0
-        {
-            let followers = p
-                .replicas
-                .iter()
-                .copied()
-                .filter(|r| *r != p.leader)
-                .collect();
-            return Ok((p.leader, followers));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Err(DrillError::Setup(format!("{topic}: replicas not in sync")))
 }

@@ -1,12 +1,13 @@
-//! The relay against the real cluster: per-key order with two relays, and the lease
-//! that returns a crashed relay's rows (crash point R1).
+//! The relay against the real cluster: per-key order with two relays (each with one
+//! pass in flight, and with several), and the lease that returns a crashed relay's rows
+//! (crash point R1).
 
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use outbox::ClaimStrategy;
+use outbox::{ClaimStrategy, Relay};
 use serde_json::json;
 use service_runtime::Shutdown;
 use test_support::{create_unique_topic, eventually};
@@ -14,15 +15,24 @@ use test_support::{create_unique_topic, eventually};
 const KEYS: usize = 4;
 const EVENTS_PER_KEY: usize = 30;
 
-async fn two_relays_keep_each_keys_order(strategy: ClaimStrategy) {
-    let (_db, pool) = common::migrated_db().await;
+async fn two_relays_keep_each_keys_order(strategy: ClaimStrategy, concurrency: usize) {
+    let (db, pool) = common::migrated_db().await;
     let topic = create_unique_topic("per-key-order", 6, 3).await;
+    // Each relay holds a connection for LISTEN; the lanes share the rest.
+    let relay_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2 + 2 * u32::try_from(concurrency).expect("lanes"))
+        .connect(&db.url)
+        .await
+        .expect("relay pool");
 
-    // Two relays, small batches, running while the events are written.
+    // Two relays, small batches, `concurrency` passes in flight each, running while the
+    // events are written.
     let stop = Shutdown::default();
     let mut relays = Vec::new();
     for id in ["relay-a", "relay-b"] {
-        let relay = common::relay(&pool, id, strategy, 7, Duration::from_secs(30));
+        let mut config = common::relay_config(id, strategy, 7, Duration::from_secs(30));
+        config.concurrency = concurrency;
+        let relay = Relay::new(relay_pool.clone(), common::producer(), config);
         relays.push(tokio::spawn(relay.run(stop.clone())));
     }
     // Keys interleaved: event n of every key, then event n+1 ...
@@ -53,7 +63,7 @@ async fn two_relays_keep_each_keys_order(strategy: ClaimStrategy) {
             .fetch_all(&pool)
             .await
             .expect("rows per relay");
-    eprintln!("{strategy:?}: rows sent per relay: {per_relay:?}");
+    eprintln!("{strategy:?}, {concurrency} lanes: rows sent per relay: {per_relay:?}");
 
     let received = common::read_topic(&topic).await;
     let mut per_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
@@ -83,12 +93,22 @@ async fn two_relays_keep_each_keys_order(strategy: ClaimStrategy) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_relays_keep_each_keys_order_with_skip_locked() {
-    two_relays_keep_each_keys_order(ClaimStrategy::SkipLocked).await;
+    two_relays_keep_each_keys_order(ClaimStrategy::SkipLocked, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_relays_with_four_passes_in_flight_keep_each_keys_order_with_skip_locked() {
+    two_relays_keep_each_keys_order(ClaimStrategy::SkipLocked, 4).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_relays_keep_each_keys_order_with_optimistic_lock() {
-    two_relays_keep_each_keys_order(ClaimStrategy::OptimisticLock).await;
+    two_relays_keep_each_keys_order(ClaimStrategy::OptimisticLock, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_relays_with_four_passes_in_flight_keep_each_keys_order_with_optimistic_lock() {
+    two_relays_keep_each_keys_order(ClaimStrategy::OptimisticLock, 4).await;
 }
 
 async fn a_crashed_relays_rows_are_sent_after_the_lease(strategy: ClaimStrategy) {

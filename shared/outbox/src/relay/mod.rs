@@ -1,21 +1,25 @@
-//! The relay: outbox rows → Kafka, one pass at a time.
+//! The relay: outbox rows → Kafka, in passes.
 //!
 //! A pass is claim → publish → mark ([`Relay::relay_once`]). [`Relay::run`] repeats
 //! passes, woken by `LISTEN outbox_new` as soon as a row commits and by a poll timer
-//! as a fallback. Several relays (threads, processes) may run against one table.
+//! as a fallback, and keeps `RELAY_CONCURRENCY` passes in flight at once, so that one
+//! batch's acks are awaited while the next batch is claimed and sent. Several relays
+//! (processes) may run against one table.
 
 mod claim;
 mod mark;
 mod metrics;
 mod publish;
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, Producer};
 use service_runtime::Shutdown;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use telemetry::Metrics;
+use tokio::sync::Notify;
 
 use self::metrics::RelayMetrics;
 pub use claim::{ClaimStrategy, ClaimedRow};
@@ -28,6 +32,12 @@ pub struct RelayConfig {
     pub strategy: ClaimStrategy,
     /// Rows claimed per pass.
     pub batch_size: i64,
+    /// Passes in flight at once (`RELAY_CONCURRENCY`, at least 1). One pass waits for
+    /// every ack of its batch before it marks the batch sent; with several, the next
+    /// batches are claimed and sent meanwhile. Per-key order still holds: a key whose
+    /// earlier event is claimed by another pass and not yet marked sent is not claimed
+    /// (`claim.rs`).
+    pub concurrency: usize,
     /// How long a claim holds. A relay that dies holding rows delays them by this much
     /// (crash point R1/R2); a relay slower than this may see its rows re-sent.
     pub lease: Duration,
@@ -55,6 +65,7 @@ impl RelayConfig {
             relay_id: relay_id.into(),
             strategy: ClaimStrategy::SkipLocked,
             batch_size: 200,
+            concurrency: 4,
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
             listen_notify: true,
@@ -68,7 +79,7 @@ impl RelayConfig {
 
 impl RelayConfig {
     /// Reads `RELAY_CLAIM_STRATEGY` (`skip-locked` | `optimistic-lock`), `RELAY_BATCH_SIZE`,
-    /// `RELAY_LEASE_MS`, `RELAY_POLL_MS`, `RELAY_LISTEN_NOTIFY`, `RELAY_ENABLED`
+    /// `RELAY_CONCURRENCY` (default 4), `RELAY_LEASE_MS`, `RELAY_POLL_MS`, `RELAY_LISTEN_NOTIFY`, `RELAY_ENABLED`
     /// (true | false), `RELAY_MAX_ATTEMPTS` (default 20) and `OUTBOX_RETENTION_HOURS`
     /// (default 168).
     pub fn from_lookup(
@@ -86,10 +97,19 @@ impl RelayConfig {
                 "at least 1",
             ));
         }
+        let concurrency = parse_var(lookup, "RELAY_CONCURRENCY", d.concurrency)?;
+        if concurrency < 1 {
+            return Err(service_config::ConfigError::new(
+                "RELAY_CONCURRENCY",
+                &concurrency.to_string(),
+                "at least 1",
+            ));
+        }
         let retention_hours: u64 = parse_var(lookup, "OUTBOX_RETENTION_HOURS", 168)?;
         Ok(Self {
             strategy: parse_var(lookup, "RELAY_CLAIM_STRATEGY", d.strategy)?,
             batch_size: parse_var(lookup, "RELAY_BATCH_SIZE", d.batch_size)?,
+            concurrency,
             lease: Duration::from_millis(parse_var(lookup, "RELAY_LEASE_MS", 30_000)?),
             poll_interval: Duration::from_millis(parse_var(lookup, "RELAY_POLL_MS", 500)?),
             listen_notify: parse_var(lookup, "RELAY_LISTEN_NOTIFY", d.listen_notify)?,
@@ -214,27 +234,45 @@ impl Relay {
         Ok(report)
     }
 
-    /// Runs passes until `shutdown`: immediately again while batches come back full,
-    /// otherwise after a notification or the poll interval. On shutdown it finishes the
-    /// pass in flight and flushes the producer.
+    /// Runs passes until `shutdown`, `concurrency` of them at a time. Each lane runs a
+    /// pass, then at once another while batches come back full, otherwise waits for a
+    /// notification or the poll interval. On shutdown every lane finishes the pass in
+    /// flight, then the producer is flushed.
+    ///
+    /// Why lanes: a pass waits for the slowest ack of its batch (an `acks=all` round
+    /// trip through the followers) and then for the mark. One lane leaves the producer
+    /// idle during both; several keep batches flowing (docs/en/08-load-and-benchmark.md
+    /// measures one lane against the default).
     pub async fn run(self, shutdown: Shutdown) {
-        let mut listener = if self.config.listen_notify {
-            self.listen().await
-        } else {
-            None
-        };
-        let mut failures: u32 = 0;
-        let mut next_purge = Instant::now();
-        tokio::spawn(sample_producer_queue(
+        let wake = Arc::new(Notify::new());
+        let mut tasks = tokio::task::JoinSet::new();
+        for lane in 0..self.config.concurrency {
+            tasks.spawn(self.clone().run_lane(lane, wake.clone(), shutdown.clone()));
+        }
+        if self.config.listen_notify {
+            tasks.spawn(self.clone().forward_notifications(wake, shutdown.clone()));
+        }
+        tasks.spawn(self.clone().housekeeping(shutdown.clone()));
+        tasks.spawn(sample_producer_queue(
             self.producer.clone(),
             self.metrics.producer_queue.clone(),
             shutdown.clone(),
         ));
-        while !shutdown.is_triggered() {
-            if Instant::now() >= next_purge {
-                self.purge().await;
-                next_purge = Instant::now() + self.config.purge_interval;
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(error) = joined {
+                tracing::error!(%error, "relay task ended abnormally");
             }
+        }
+        if let Err(error) = self.producer.flush(Duration::from_secs(10)) {
+            tracing::warn!(%error, "producer flush at shutdown");
+        }
+        tracing::info!(relay = %self.config.relay_id, "relay stopped");
+    }
+
+    /// One lane of [`Relay::run`]: passes one after another.
+    async fn run_lane(self, lane: usize, wake: Arc<Notify>, shutdown: Shutdown) {
+        let mut failures: u32 = 0;
+        while !shutdown.is_triggered() {
             let wait = match self.relay_once().await {
                 Ok(report) if report.claimed as i64 >= self.config.batch_size => {
                     failures = 0;
@@ -246,30 +284,60 @@ impl Relay {
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    tracing::warn!(%error, failures, "relay pass failed");
+                    tracing::warn!(%error, lane, failures, "relay pass failed");
                     backoff(failures)
                 }
             };
             tokio::select! {
                 () = shutdown.wait() => break,
                 () = tokio::time::sleep(wait) => {},
-                woke = next_notification(listener.as_mut()) => {
-                    if !woke {
-                        listener = None; // the listener broke; poll until a pass reconnects it
-                    }
-                },
-            }
-            if listener.is_none() && self.config.listen_notify && failures == 0 {
-                listener = self.listen().await;
+                // After a failure, the backoff wins over notifications.
+                () = wake.notified(), if failures == 0 => {},
             }
         }
-        if let Err(error) = self.producer.flush(Duration::from_secs(10)) {
-            tracing::warn!(%error, "producer flush at shutdown");
-        }
-        tracing::info!(relay = %self.config.relay_id, "relay stopped");
     }
 
-    /// The housekeeping step of [`Relay::run`]: delete `SENT` rows past the retention.
+    /// Turns each `outbox_new` notification into a wake-up of one waiting lane (or of
+    /// the next lane to wait, if all are busy: the wake-up is kept, not lost). A broken
+    /// listener is reconnected with a backoff; meanwhile the lanes poll.
+    async fn forward_notifications(self, wake: Arc<Notify>, shutdown: Shutdown) {
+        let mut failures: u32 = 0;
+        while !shutdown.is_triggered() {
+            if let Some(mut listener) = self.listen().await {
+                failures = 0;
+                loop {
+                    tokio::select! {
+                        () = shutdown.wait() => return,
+                        received = listener.recv() => match received {
+                            Ok(_) => wake.notify_one(),
+                            Err(error) => {
+                                tracing::warn!(%error, "LISTEN outbox_new broke; polling until it is back");
+                                break;
+                            }
+                        },
+                    }
+                }
+            }
+            failures = failures.saturating_add(1);
+            tokio::select! {
+                () = shutdown.wait() => return,
+                () = tokio::time::sleep(backoff(failures)) => {},
+            }
+        }
+    }
+
+    /// Deletes `SENT` rows past the retention every `purge_interval`.
+    async fn housekeeping(self, shutdown: Shutdown) {
+        while !shutdown.is_triggered() {
+            self.purge().await;
+            tokio::select! {
+                () = shutdown.wait() => {},
+                () = tokio::time::sleep(self.config.purge_interval) => {},
+            }
+        }
+    }
+
+    /// One housekeeping step: delete `SENT` rows past the retention.
     /// Cheap (an index range scan, bounded batches); a failure waits for the next step.
     async fn purge(&self) {
         match crate::purge_sent_once(&self.pool, self.config.retention).await {
@@ -283,15 +351,6 @@ impl Relay {
         let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
         listener.listen("outbox_new").await.ok()?;
         Some(listener)
-    }
-}
-
-/// Resolves when a notification arrives (true) or the listener fails (false); never
-/// resolves without a listener.
-async fn next_notification(listener: Option<&mut PgListener>) -> bool {
-    match listener {
-        Some(l) => l.recv().await.is_ok(),
-        None => std::future::pending().await,
     }
 }
 
@@ -315,4 +374,40 @@ async fn sample_producer_queue(
 /// Exponential backoff for a failing database, capped at 10 s.
 fn backoff(failures: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<RelayConfig, service_config::ConfigError> {
+        RelayConfig::from_lookup("r", &|name: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_keep_four_passes_in_flight() {
+        let c = config(&[]).expect("defaults");
+        assert_eq!((c.concurrency, c.batch_size, c.max_attempts), (4, 200, 20));
+    }
+
+    #[test]
+    fn concurrency_and_attempts_below_one_are_refused() {
+        assert_eq!(
+            config(&[("RELAY_CONCURRENCY", "1")])
+                .expect("one lane")
+                .concurrency,
+            1
+        );
+        for (name, value) in [("RELAY_CONCURRENCY", "0"), ("RELAY_MAX_ATTEMPTS", "0")] {
+            let error = config(&[(name, value)]).expect_err("refused").to_string();
+            assert!(
+                error.contains(name) && error.contains("at least 1"),
+                "{error}"
+            );
+        }
+    }
 }

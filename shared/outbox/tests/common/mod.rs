@@ -25,17 +25,34 @@ pub fn relay(
     batch_size: i64,
     lease: Duration,
 ) -> Relay {
-    let producer =
-        kafka_config::ProducerSettings::reliable(&ensure_stack().kafka_bootstrap_servers)
-            .client_config()
-            .create()
-            .expect("producer");
+    Relay::new(
+        pool.clone(),
+        producer(),
+        relay_config(id, strategy, batch_size, lease),
+    )
+}
+
+/// The configuration [`relay`] uses: the defaults with a short poll.
+pub fn relay_config(
+    id: &str,
+    strategy: ClaimStrategy,
+    batch_size: i64,
+    lease: Duration,
+) -> RelayConfig {
     let mut config = RelayConfig::new(id);
     config.strategy = strategy;
     config.batch_size = batch_size;
     config.lease = lease;
     config.poll_interval = Duration::from_millis(50);
-    Relay::new(pool.clone(), producer, config)
+    config
+}
+
+/// The services' producer (`ProducerSettings::reliable`) on the test cluster.
+pub fn producer() -> rdkafka::producer::FutureProducer {
+    kafka_config::ProducerSettings::reliable(&ensure_stack().kafka_bootstrap_servers)
+        .client_config()
+        .create()
+        .expect("producer")
 }
 
 /// Enqueues one event in its own transaction.

@@ -7,10 +7,12 @@
 //! linger 5 ms), same keys, payloads and headers, to the same brokers, every message in
 //! flight at once.
 //!
-//! Where the relay's time goes is measured, not guessed, by taking its pass apart:
-//! claims alone (`Relay::claim` on a fresh batch of rows), and the raw producer sending
-//! in waves of one claim batch, each wave awaited before the next — the relay's send
-//! pattern. What is left of a pass is marking rows sent (one UPDATE per row).
+//! The relay drains the outbox twice: with one pass in flight (`RELAY_CONCURRENCY=1`:
+//! claim, send, await every ack, mark, then the next pass) and with the default number
+//! of passes in flight. Where one pass's time goes is measured, not guessed, by taking
+//! it apart: claims alone (`Relay::claim` on a fresh batch of rows), and the raw
+//! producer sending in waves of one claim batch, each wave awaited before the next —
+//! the relay's send pattern. What is left of a pass is marking the batch sent.
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +32,12 @@ pub struct RelayResult {
     pub events: usize,
     pub payload_bytes: usize,
     pub batch_size: i64,
+    /// Passes in flight, as deployed (`RelayConfig::concurrency`'s default).
+    pub concurrency: usize,
+    /// The relay as deployed.
     pub relay_events_per_s: f64,
+    /// The relay with one pass in flight: passes strictly one after another.
+    pub one_lane_events_per_s: f64,
     /// Every message in flight at once: the ceiling.
     pub raw_pipelined_per_s: f64,
     /// Waves of `batch_size` messages, each awaited: the relay's send pattern.
@@ -39,8 +46,8 @@ pub struct RelayResult {
     pub claim_only_rows_per_s: f64,
     /// `relay_events_per_s / raw_pipelined_per_s` (target ≥ 0.60).
     pub ratio: f64,
-    /// One pass of `batch_size` rows, in ms: claim, publish (awaited), and the rest
-    /// (marking each row sent).
+    /// One pass of `batch_size` rows with one lane, in ms: claim, publish (awaited),
+    /// and the rest (marking the batch sent).
     pub pass_ms: PassStages,
 }
 
@@ -61,22 +68,13 @@ pub async fn measure(settings: &Settings) -> anyhow::Result<RelayResult> {
     let events: Vec<BenchEvent> = (0..n as u64).map(BenchEvent::new).collect();
     let payload_bytes = events.first().map_or(0, |e| e.payload_bytes().len());
 
-    progress(&format!("relay: filling the outbox with {n} rows"));
-    fill_outbox(&pool, &topic, &events).await?;
-    let config = RelayConfig::new("bench-relay");
-    let batch_size = config.batch_size;
-    let relay = Relay::new(pool.clone(), producer(settings)?, config);
-
-    progress("relay: draining the outbox");
-    let started = Instant::now();
-    let stop = Shutdown::default();
-    let task = tokio::spawn(relay.clone().run(stop.clone()));
-    wait_all_sent(&pool, Duration::from_secs(300)).await?;
-    let relay_secs = started.elapsed().as_secs_f64();
-    stop.trigger();
-    task.await?;
-    let relay_events_per_s = n as f64 / relay_secs;
-    progress(&format!("relay: {relay_events_per_s:.0} events/s"));
+    let deployed = RelayConfig::new("bench-relay");
+    let (batch_size, concurrency) = (deployed.batch_size, deployed.concurrency);
+    let mut one_lane = deployed.clone();
+    one_lane.concurrency = 1;
+    let one_lane_events_per_s = drain(settings, &pool, &topic, n, one_lane).await?;
+    let relay_events_per_s = drain(settings, &pool, &topic, n, deployed.clone()).await?;
+    let relay = Relay::new(pool.clone(), producer(settings)?, deployed);
 
     // Claims alone, on fresh rows (the drained ones are SENT, so they are not claimed).
     let claim_rows = n.min(5_000);
@@ -110,7 +108,7 @@ pub async fn measure(settings: &Settings) -> anyhow::Result<RelayResult> {
 
     let per_pass = |rate: f64| batch_size as f64 / rate * 1e3;
     let (total, claim, publish) = (
-        per_pass(relay_events_per_s),
+        per_pass(one_lane_events_per_s),
         per_pass(claim_only_rows_per_s),
         per_pass(raw_waves_per_s),
     );
@@ -118,7 +116,9 @@ pub async fn measure(settings: &Settings) -> anyhow::Result<RelayResult> {
         events: n,
         payload_bytes,
         batch_size,
+        concurrency,
         relay_events_per_s,
+        one_lane_events_per_s,
         raw_pipelined_per_s,
         raw_waves_per_s,
         claim_only_rows_per_s,
@@ -130,6 +130,36 @@ pub async fn measure(settings: &Settings) -> anyhow::Result<RelayResult> {
             mark_and_rest: total - claim - publish,
         },
     })
+}
+
+/// Fills the outbox with `n` new events, then runs `outbox::Relay` with `config` until every
+/// row is sent; returns events/s.
+async fn drain(
+    settings: &Settings,
+    pool: &PgPool,
+    topic: &str,
+    n: usize,
+    config: RelayConfig,
+) -> anyhow::Result<f64> {
+    let lanes = config.concurrency;
+    progress(&format!("relay: filling the outbox with {n} rows"));
+    let events: Vec<BenchEvent> = (0..n as u64).map(BenchEvent::new).collect();
+    fill_outbox(pool, topic, &events).await?;
+    progress(&format!(
+        "relay: draining the outbox, {lanes} pass(es) in flight"
+    ));
+    let relay = Relay::new(pool.clone(), producer(settings)?, config);
+    let started = Instant::now();
+    let stop = Shutdown::default();
+    let task = tokio::spawn(relay.run(stop.clone()));
+    wait_all_sent(pool, Duration::from_secs(300)).await?;
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    stop.trigger();
+    task.await?;
+    progress(&format!(
+        "relay: {rate:.0} events/s with {lanes} pass(es) in flight"
+    ));
+    Ok(rate)
 }
 
 fn producer(settings: &Settings) -> anyhow::Result<FutureProducer> {

@@ -4,7 +4,10 @@
 #  - a page does not end with its "Run it:" (en) / "运行：" (zh) section,
 #  - a doc page or the README names a `make` target the Makefile lacks,
 #  - a doc page or the README names a repository path that does not exist,
-#  - a doc page names a Rust symbol (`Type::method`, `crate::function`) the code lacks.
+#  - a doc page names a Rust symbol (`Type::method`, `crate::function`) the code lacks,
+#  - a ```rust excerpt is not in the file its first line names (`// <path>`): compared
+#    line by line, leading whitespace and blank lines ignored, so an excerpt that drifts
+#    from the code turns this red.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail=0
@@ -73,5 +76,25 @@ for page in sys.argv[1:]:
 sys.exit(bad)
 PY
 
-[ "$fail" -eq 0 ] && echo "docs check: $(ls docs/en/*.md | wc -l) pages in en and zh, make targets and paths all exist"
+python3 - "${files[@]}" <<'PY' || fail=1
+import pathlib, re, sys
+bad = 0
+for page in sys.argv[1:]:
+    text = pathlib.Path(page).read_text()
+    for block in re.findall(r"```rust\n(.*?)```", text, re.S):
+        lines = [l.strip() for l in block.splitlines() if l.strip()]
+        source = lines[0][3:].strip() if lines and lines[0].startswith("// ") else ""
+        if not source.endswith(".rs") or not pathlib.Path(source).is_file():
+            print(f"docs check: {page}: a rust excerpt must start with `// <path of its .rs file>`: {lines[:1]}", file=sys.stderr)
+            bad = 1
+            continue
+        code = [l.strip() for l in pathlib.Path(source).read_text().splitlines() if l.strip()]
+        want = lines[1:]
+        if not any(code[i:i + len(want)] == want for i in range(len(code) - len(want) + 1)):
+            print(f"docs check: {page}: the excerpt of {source} starting {want[:1]} is not in that file (any more)", file=sys.stderr)
+            bad = 1
+sys.exit(bad)
+PY
+
+[ "$fail" -eq 0 ] && echo "docs check: $(ls docs/en/*.md | wc -l) pages in en and zh, make targets, paths, symbols and code excerpts all exist"
 exit "$fail"

@@ -117,6 +117,29 @@ where
     }
 }
 
+/// Like [`parse_var`], for counts that make no sense below `min` (a relay with zero
+/// lanes, a row given up before its first try): a smaller value is refused at start.
+pub fn parse_at_least<T>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    min: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    T::Err: std::fmt::Display,
+{
+    let value = parse_var(lookup, name, default)?;
+    if value < min {
+        return Err(ConfigError::new(
+            name,
+            &value.to_string(),
+            format!("at least {min}"),
+        ));
+    }
+    Ok(value)
+}
+
 /// Parses `value` as a URL whose scheme is one of `schemes`.
 pub fn parse_url(
     variable: &'static str,

@@ -79,32 +79,19 @@ impl RelayConfig {
 
 impl RelayConfig {
     /// Reads `RELAY_CLAIM_STRATEGY` (`skip-locked` | `optimistic-lock`), `RELAY_BATCH_SIZE`,
-    /// `RELAY_CONCURRENCY` (default 4), `RELAY_LEASE_MS`, `RELAY_POLL_MS`, `RELAY_LISTEN_NOTIFY`, `RELAY_ENABLED`
-    /// (true | false), `RELAY_MAX_ATTEMPTS` (default 20) and `OUTBOX_RETENTION_HOURS`
-    /// (default 168).
+    /// `RELAY_CONCURRENCY` (default 4), `RELAY_LEASE_MS`, `RELAY_POLL_MS`,
+    /// `RELAY_LISTEN_NOTIFY`, `RELAY_ENABLED` (true | false), `RELAY_MAX_ATTEMPTS`
+    /// (default 20) and `OUTBOX_RETENTION_HOURS` (default 168).
     pub fn from_lookup(
         relay_id: impl Into<String>,
         lookup: &impl Fn(&str) -> Option<String>,
     ) -> Result<Self, service_config::ConfigError> {
-        use service_config::parse_var;
+        use service_config::{parse_at_least, parse_var};
         let d = Self::new(relay_id);
-        let max_attempts = parse_var(lookup, "RELAY_MAX_ATTEMPTS", d.max_attempts)?;
-        if max_attempts < 1 {
-            // Zero would give every row up before its first retry.
-            return Err(service_config::ConfigError::new(
-                "RELAY_MAX_ATTEMPTS",
-                &max_attempts.to_string(),
-                "at least 1",
-            ));
-        }
-        let concurrency = parse_var(lookup, "RELAY_CONCURRENCY", d.concurrency)?;
-        if concurrency < 1 {
-            return Err(service_config::ConfigError::new(
-                "RELAY_CONCURRENCY",
-                &concurrency.to_string(),
-                "at least 1",
-            ));
-        }
+        // Zero attempts would give every row up before its first try; zero lanes would
+        // never send.
+        let max_attempts = parse_at_least(lookup, "RELAY_MAX_ATTEMPTS", d.max_attempts, 1)?;
+        let concurrency = parse_at_least(lookup, "RELAY_CONCURRENCY", d.concurrency, 1)?;
         let retention_hours: u64 = parse_var(lookup, "OUTBOX_RETENTION_HOURS", 168)?;
         Ok(Self {
             strategy: parse_var(lookup, "RELAY_CLAIM_STRATEGY", d.strategy)?,

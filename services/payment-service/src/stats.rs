@@ -8,8 +8,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use message_consumer::LoopCounters;
-use serde::Serialize;
+use message_consumer::{LoopCounters, LoopCounts};
 
 /// A view of the consumer loop's counters, attached at start.
 #[derive(Debug, Default)]
@@ -17,24 +16,9 @@ pub struct Stats {
     consumer: OnceLock<Arc<LoopCounters>>,
 }
 
-/// What `GET /stats` returns.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct StatsSnapshot {
-    /// Messages received from Kafka, redeliveries included.
-    pub consumed: u64,
-    /// Payments written (each with its outcome event).
-    pub applied: u64,
-    /// Copies skipped because Redis knew the event id (no database work).
-    pub duplicates_redis: u64,
-    /// Copies skipped because the inbox had the event id.
-    pub duplicates_inbox: u64,
-    /// New event ids for an order already paid, stopped by `UNIQUE(order_id)`.
-    pub duplicates_business_key: u64,
-    /// Rejected as permanent and sent to `<topic>.dlq`.
-    pub dead_lettered: u64,
-    /// Retries after a transient failure.
-    pub retried: u64,
-}
+/// What `GET /stats` returns: the consumer loop's counts, field for field
+/// (`message_consumer::LoopCounts` documents each).
+pub type StatsSnapshot = LoopCounts;
 
 impl Stats {
     /// Attaches the consumer loop's counters (once; later calls are ignored).
@@ -43,15 +27,6 @@ impl Stats {
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
-        let c = self.consumer.get().map(|c| c.counts()).unwrap_or_default();
-        StatsSnapshot {
-            consumed: c.consumed,
-            applied: c.applied,
-            duplicates_redis: c.duplicates_redis,
-            duplicates_inbox: c.duplicates_inbox,
-            duplicates_business_key: c.duplicates_business_key,
-            dead_lettered: c.dead_lettered,
-            retried: c.retried,
-        }
+        self.consumer.get().map(|c| c.counts()).unwrap_or_default()
     }
 }

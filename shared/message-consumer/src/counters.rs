@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram};
+use serde::{Deserialize, Serialize};
 use telemetry::Metrics;
 use telemetry::metrics::names;
 
@@ -33,8 +34,8 @@ pub struct LoopCounters {
     series: Mutex<HashMap<String, TopicSeries>>,
 }
 
-/// The counters at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The counters at one moment (payment-service serves them as JSON at `GET /stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoopCounts {
     /// Messages received from Kafka (redeliveries included).
     pub consumed: u64,

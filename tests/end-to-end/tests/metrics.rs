@@ -167,6 +167,50 @@ async fn metrics_show_the_flow_and_every_duplicate_layer() {
             ("producer_queue_messages", none(), Want::Exists),
         ]
     };
+    // What each consumer loop must have counted on its topic: messages in, applied,
+    // suppressed per layer, dead-lettered.
+    let consumer_checks =
+        |t, consumed: f64, applied: f64, [redis, inbox, key]: [f64; 3], dlq: f64| {
+            vec![
+                (
+                    "consumer_messages_consumed_total",
+                    by_topic(t),
+                    Want::Exactly(consumed),
+                ),
+                (
+                    "consumer_messages_applied_total",
+                    by_topic(t),
+                    Want::Exactly(applied),
+                ),
+                (
+                    "consumer_duplicates_suppressed_total",
+                    layer(t, "redis"),
+                    Want::Exactly(redis),
+                ),
+                (
+                    "consumer_duplicates_suppressed_total",
+                    layer(t, "inbox"),
+                    Want::Exactly(inbox),
+                ),
+                (
+                    "consumer_duplicates_suppressed_total",
+                    layer(t, "business_key"),
+                    Want::Exactly(key),
+                ),
+                (
+                    "consumer_dead_lettered_total",
+                    by_topic(t),
+                    Want::Exactly(dlq),
+                ),
+                ("consumer_retries_total", by_topic(t), Want::Exists),
+                (
+                    "consumer_processing_duration_seconds_count",
+                    by_topic(t),
+                    Want::Exactly(consumed),
+                ),
+                ("consumer_lag_messages", by_topic(t), Want::Exists),
+            ]
+        };
 
     let mut order_checks = outbox_checks();
     order_checks.extend([
@@ -177,87 +221,15 @@ async fn metrics_show_the_flow_and_every_duplicate_layer() {
             Want::Exactly(4.0),
         ),
         ("http_requests_total", get_one, Want::AtLeast(4.0)),
-        // Outcomes: four, one copy (inbox), one under a new id (the order's state).
-        (
-            "consumer_messages_consumed_total",
-            by_topic(pt),
-            Want::Exactly(6.0),
-        ),
-        (
-            "consumer_messages_applied_total",
-            by_topic(pt),
-            Want::Exactly(4.0),
-        ),
-        (
-            "consumer_duplicates_suppressed_total",
-            layer(pt, "inbox"),
-            Want::Exactly(1.0),
-        ),
-        (
-            "consumer_duplicates_suppressed_total",
-            layer(pt, "business_key"),
-            Want::Exactly(1.0),
-        ),
-        (
-            "consumer_duplicates_suppressed_total",
-            layer(pt, "redis"),
-            Want::Exactly(0.0),
-        ),
-        (
-            "consumer_dead_lettered_total",
-            by_topic(pt),
-            Want::Exactly(0.0),
-        ),
-        ("consumer_retries_total", by_topic(pt), Want::Exists),
-        (
-            "consumer_processing_duration_seconds_count",
-            by_topic(pt),
-            Want::Exactly(6.0),
-        ),
-        ("consumer_lag_messages", by_topic(pt), Want::Exists),
     ]);
+    // Outcomes: four, one copy (inbox), one under a new id (the order's state).
+    order_checks.extend(consumer_checks(pt, 6.0, 4.0, [0.0, 1.0, 1.0], 0.0));
     let order_text = until_all_hold(&http, "order-service", &app.orders_url, &order_checks).await;
 
     let mut payment_checks = outbox_checks();
+    // Orders: four, one copy (Redis), one under a new id (UNIQUE(order_id)), one poison.
+    payment_checks.extend(consumer_checks(ot, 7.0, 4.0, [1.0, 0.0, 1.0], 1.0));
     payment_checks.extend([
-        // Orders: four, one copy (Redis), one under a new id (UNIQUE(order_id)), one poison.
-        (
-            "consumer_messages_consumed_total",
-            by_topic(ot),
-            Want::Exactly(7.0),
-        ),
-        (
-            "consumer_messages_applied_total",
-            by_topic(ot),
-            Want::Exactly(4.0),
-        ),
-        (
-            "consumer_duplicates_suppressed_total",
-            layer(ot, "redis"),
-            Want::Exactly(1.0),
-        ),
-        (
-            "consumer_duplicates_suppressed_total",
-            layer(ot, "business_key"),
-            Want::Exactly(1.0),
-        ),
-        (
-            "consumer_duplicates_suppressed_total",
-            layer(ot, "inbox"),
-            Want::Exactly(0.0),
-        ),
-        (
-            "consumer_dead_lettered_total",
-            by_topic(ot),
-            Want::Exactly(1.0),
-        ),
-        ("consumer_retries_total", by_topic(ot), Want::Exists),
-        (
-            "consumer_processing_duration_seconds_count",
-            by_topic(ot),
-            Want::Exactly(7.0),
-        ),
-        ("consumer_lag_messages", by_topic(ot), Want::Exists),
         ("order_to_payment_seconds_count", none(), Want::Exactly(4.0)),
         ("order_to_payment_seconds_sum", none(), Want::AtLeast(0.001)),
         // The scrapes above count themselves.

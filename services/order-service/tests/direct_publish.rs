@@ -20,7 +20,9 @@ use test_support::{
 };
 use uuid::Uuid;
 
-const ORDER: &str = r#"{"customer_id":"c-1","amount_minor":1999,"currency":"EUR"}"#;
+mod common;
+
+use common::ORDER;
 
 /// A send-log path of this test's own, in a fresh temporary directory.
 fn temp_send_log() -> PathBuf {
@@ -76,11 +78,7 @@ async fn start(overrides: &[(&str, &str)]) -> Service {
     let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
     Service {
         base,
-        // Bounded: a hung request fails the test instead of stalling the run.
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("HTTP client"),
+        http: common::http_client(),
         pool: db.pool().await,
         stop,
         topic,
@@ -377,48 +375,12 @@ async fn a_crash_at_a2_loses_the_event_of_a_committed_order() {
     let db = TestDatabase::create().await;
     let topic = create_unique_topic("order-events", 3, 3).await;
     let send_log = temp_send_log();
-    let port = unused_port();
-    let mut crashing = tokio::process::Command::new(env!("CARGO_BIN_EXE_order-service"))
-        .env_clear()
-        .envs(env_for(
-            &db,
-            &topic,
-            &send_log,
-            &[("PUBLISH_MODE", "direct")],
-        ))
-        .env("PORT", port.to_string())
-        .env("CRASH_AT", "A2")
-        .env("RUST_LOG", "off")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start order-service");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("HTTP client");
-    test_support::eventually("the crashing order-service answers /healthz", || async {
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-    })
+    common::post_and_crash_at(
+        env_for(&db, &topic, &send_log, &[("PUBLISH_MODE", "direct")]),
+        "A2",
+        &[],
+    )
     .await;
-
-    let lost = http
-        .post(format!("{base}/orders"))
-        .header("content-type", "application/json")
-        .body(ORDER)
-        .send()
-        .await;
-    assert!(lost.is_err(), "the process died before answering: {lost:?}");
-    let exit = tokio::time::timeout(Duration::from_secs(10), crashing.wait())
-        .await
-        .expect("the process ends")
-        .expect("exit status");
-    assert!(!exit.success(), "aborted at A2: {exit:?}");
 
     let pool = db.pool().await;
     let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM orders")

@@ -9,9 +9,11 @@ use order_service::{App, Config, idempotency};
 use reqwest::header::HeaderValue;
 use serde_json::Value;
 use sqlx::PgPool;
-use test_support::{StopHandle, TestDatabase, eventually, service_env, unique_name};
+use test_support::{StopHandle, TestDatabase, service_env, unique_name};
 
-const ORDER: &str = r#"{"customer_id":"c-1","amount_minor":1999,"currency":"EUR"}"#;
+mod common;
+
+use common::ORDER;
 const OTHER_ORDER: &str = r#"{"customer_id":"c-1","amount_minor":2999,"currency":"EUR"}"#;
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -42,7 +44,7 @@ async fn start_on(db: TestDatabase) -> Service {
     let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
     Service {
         base,
-        http: client(),
+        http: common::http_client(),
         pool: db.pool().await,
         stop,
         db,
@@ -50,13 +52,6 @@ async fn start_on(db: TestDatabase) -> Service {
 }
 
 /// Bounded, so a request that hangs fails its test instead of stalling the run.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("HTTP client")
-}
-
 async fn start() -> Service {
     start_on(TestDatabase::create().await).await
 }
@@ -403,44 +398,7 @@ async fn a_malformed_key_gets_400_naming_the_header() {
 async fn after_a_crash_between_commit_and_answer_the_retry_gets_the_created_order() {
     let db = TestDatabase::create().await;
     let key = unique_name("key");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut crashing = tokio::process::Command::new(env!("CARGO_BIN_EXE_order-service"))
-        .env_clear()
-        .envs(env_for(&db))
-        .env("PORT", port.to_string())
-        .env("CRASH_AT", "A1")
-        .env("RUST_LOG", "off")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start order-service");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = client();
-    eventually("the crashing order-service answers /healthz", || async {
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-    })
-    .await;
-
-    let lost = http
-        .post(format!("{base}/orders"))
-        .header("content-type", "application/json")
-        .header("Idempotency-Key", &key)
-        .body(ORDER)
-        .send()
-        .await;
-    assert!(lost.is_err(), "the answer is lost in the crash: {lost:?}");
-    let exit = tokio::time::timeout(Duration::from_secs(10), crashing.wait())
-        .await
-        .expect("the process ends")
-        .expect("exit status");
-    assert!(!exit.success(), "aborted at A1: {exit:?}");
+    common::post_and_crash_at(env_for(&db), "A1", &[("Idempotency-Key", &key)]).await;
 
     // Restarted (without CRASH_AT), the client's retry replays the committed order.
     let service = start_on(db).await;

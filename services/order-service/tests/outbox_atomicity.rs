@@ -3,14 +3,15 @@
 //! published record carries what consumers rely on: key, headers, payload.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use order_service::{App, Config};
 use serde_json::Value;
 use sqlx::PgPool;
 use test_support::{StopHandle, TestDatabase, eventually, service_env, unique_name};
 
-const ORDER: &str = r#"{"customer_id":"c-1","amount_minor":1999,"currency":"EUR"}"#;
+mod common;
+
+use common::ORDER;
 
 /// order-service on its own database, on port 0.
 struct Service {
@@ -38,10 +39,7 @@ async fn start(relay_enabled: bool) -> Service {
     let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
     Service {
         base,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("HTTP client"),
+        http: common::http_client(),
         pool: db.pool().await,
         order_events_topic,
         stop,

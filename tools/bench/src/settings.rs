@@ -50,7 +50,8 @@ pub struct Settings {
     /// (`BENCH_CONCURRENCY`, default 16).
     pub concurrency: usize,
     /// The fixed rates of the end-to-end latency measurement, orders/s
-    /// (`BENCH_RATES`, default `100,500,1000`).
+    /// (`BENCH_RATES`, default `10,100,500,1000`). The low rate is where NOTIFY against
+    /// polling shows: a relay that is busy anyway never waits for its poll.
     pub rates: Vec<u32>,
     /// Outbox rows the relay drains, and messages the raw producer sends
     /// (`BENCH_RELAY_EVENTS`, default 5000).
@@ -80,7 +81,7 @@ impl Settings {
             }
         }
         let rates = match var("BENCH_RATES") {
-            None => vec![100, 500, 1000],
+            None => vec![10, 100, 500, 1000],
             Some(list) => list
                 .split(',')
                 .map(|r| r.trim().parse::<u32>())

@@ -2,9 +2,9 @@
 //!
 //! A pass is claim → publish → mark ([`Relay::relay_once`]). [`Relay::run`] repeats
 //! passes, woken by `LISTEN outbox_new` as soon as a row commits and by a poll timer
-//! as a fallback, and keeps `RELAY_CONCURRENCY` passes in flight at once, so that one
-//! batch's acks are awaited while the next batch is claimed and sent. Several relays
-//! (processes) may run against one table.
+//! as a fallback; while a backlog lasts it keeps up to `RELAY_CONCURRENCY` passes in
+//! flight, so that one batch's acks are awaited while the next batch is claimed and
+//! sent. Several relays (processes) may run against one table.
 
 mod claim;
 mod mark;
@@ -32,11 +32,11 @@ pub struct RelayConfig {
     pub strategy: ClaimStrategy,
     /// Rows claimed per pass.
     pub batch_size: i64,
-    /// Passes in flight at once (`RELAY_CONCURRENCY`, at least 1). One pass waits for
-    /// every ack of its batch before it marks the batch sent; with several, the next
-    /// batches are claimed and sent meanwhile. Per-key order still holds: a key whose
-    /// earlier event is claimed by another pass and not yet marked sent is not claimed
-    /// (`claim.rs`).
+    /// Passes in flight at most (`RELAY_CONCURRENCY`, at least 1): the lanes of
+    /// [`Relay::run`]. One pass waits for every ack of its batch before it marks the
+    /// batch sent; while a backlog lasts, other lanes claim and send the next batches
+    /// meanwhile. Per-key order still holds: a key whose earlier event is claimed by
+    /// another pass and not yet marked sent is not claimed (`claim.rs`).
     pub concurrency: usize,
     /// How long a claim holds. A relay that dies holding rows delays them by this much
     /// (crash point R1/R2); a relay slower than this may see its rows re-sent.
@@ -175,6 +175,11 @@ impl Relay {
     /// One pass: claim a batch, publish it, wait for every ack, mark what was acked.
     pub async fn relay_once(&self) -> Result<RelayReport, RelayError> {
         let rows = self.claim().await?;
+        self.publish_and_mark(rows).await
+    }
+
+    /// The rest of a pass, after the claim.
+    async fn publish_and_mark(&self, rows: Vec<ClaimedRow>) -> Result<RelayReport, RelayError> {
         if rows.is_empty() {
             return Ok(RelayReport::default());
         }
@@ -221,23 +226,41 @@ impl Relay {
         Ok(report)
     }
 
-    /// Runs passes until `shutdown`, `concurrency` of them at a time. Each lane runs a
-    /// pass, then at once another while batches come back full, otherwise waits for a
-    /// notification or the poll interval. On shutdown every lane finishes the pass in
-    /// flight, then the producer is flushed.
+    /// Runs passes until `shutdown`, up to `concurrency` of them at a time, in lanes.
     ///
-    /// Why lanes: a pass waits for the slowest ack of its batch (an `acks=all` round
-    /// trip through the followers) and then for the mark. One lane leaves the producer
-    /// idle during both; several keep batches flowing (docs/en/08-load-and-benchmark.md
-    /// measures one lane against the default).
+    /// The **lead lane** is woken by `LISTEN outbox_new` (or the poll timer) and runs
+    /// passes back to back until one finds nothing. At a steady trickle it is the only
+    /// lane at work, and each of its passes takes everything that committed during the
+    /// previous one: few, well-filled batches.
+    ///
+    /// **Helper lanes** wake only when a claim comes back full (more rows are waiting
+    /// than one batch holds): the full pass wakes one helper before it sends, that
+    /// helper's full pass wakes the next, and so on. While one lane awaits its acks (an
+    /// `acks=all` round trip through the followers) and its mark, the others claim and
+    /// send the next batches, so a backlog drains with several batches in flight. A
+    /// helper goes back to sleep after a pass that is not full.
+    ///
+    /// Why not let every lane answer notifications: at a steady trickle they would split
+    /// the same rows into many tiny passes, each paying its own claim, produce request
+    /// and mark. On this project's 2-core machine that made the end-to-end latency at
+    /// 100 orders/s 16 times worse (docs/en/08-load-and-benchmark.md).
+    ///
+    /// On shutdown every lane finishes the pass in flight, then the producer is flushed.
     pub async fn run(self, shutdown: Shutdown) {
-        let wake = Arc::new(Notify::new());
+        let signals = Arc::new(Signals::default());
         let mut tasks = tokio::task::JoinSet::new();
-        for lane in 0..self.config.concurrency {
-            tasks.spawn(self.clone().run_lane(lane, wake.clone(), shutdown.clone()));
+        tasks.spawn(self.clone().lead_lane(signals.clone(), shutdown.clone()));
+        for lane in 1..self.config.concurrency {
+            tasks.spawn(
+                self.clone()
+                    .helper_lane(lane, signals.clone(), shutdown.clone()),
+            );
         }
         if self.config.listen_notify {
-            tasks.spawn(self.clone().forward_notifications(wake, shutdown.clone()));
+            tasks.spawn(
+                self.clone()
+                    .forward_notifications(signals, shutdown.clone()),
+            );
         }
         tasks.spawn(self.clone().housekeeping(shutdown.clone()));
         tasks.spawn(sample_producer_queue(
@@ -256,22 +279,34 @@ impl Relay {
         tracing::info!(relay = %self.config.relay_id, "relay stopped");
     }
 
-    /// One lane of [`Relay::run`]: passes one after another.
-    async fn run_lane(self, lane: usize, wake: Arc<Notify>, shutdown: Shutdown) {
+    /// A pass inside [`Relay::run`]: a full claim means more rows are waiting, so it
+    /// wakes a helper lane before it sends. Returns how many rows it claimed.
+    async fn lane_pass(&self, signals: &Signals) -> Result<usize, RelayError> {
+        let rows = self.claim().await?;
+        let claimed = rows.len();
+        if claimed as i64 >= self.config.batch_size {
+            signals.backlog.notify_one();
+        }
+        self.publish_and_mark(rows).await?;
+        Ok(claimed)
+    }
+
+    /// The lead lane: passes back to back while they find rows, then a wait for a
+    /// notification or the poll interval (or the backoff, while the database fails).
+    async fn lead_lane(self, signals: Arc<Signals>, shutdown: Shutdown) {
         let mut failures: u32 = 0;
         while !shutdown.is_triggered() {
-            let wait = match self.relay_once().await {
-                Ok(report) if report.claimed as i64 >= self.config.batch_size => {
+            let wait = match self.lane_pass(&signals).await {
+                Ok(claimed) => {
                     failures = 0;
-                    continue;
-                }
-                Ok(_) => {
-                    failures = 0;
+                    if claimed > 0 {
+                        continue;
+                    }
                     self.config.poll_interval
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
-                    tracing::warn!(%error, lane, failures, "relay pass failed");
+                    tracing::warn!(%error, failures, "relay pass failed");
                     backoff(failures)
                 }
             };
@@ -279,15 +314,36 @@ impl Relay {
                 () = shutdown.wait() => break,
                 () = tokio::time::sleep(wait) => {},
                 // After a failure, the backoff wins over notifications.
-                () = wake.notified(), if failures == 0 => {},
+                () = signals.new_rows.notified(), if failures == 0 => {},
             }
         }
     }
 
-    /// Turns each `outbox_new` notification into a wake-up of one waiting lane (or of
-    /// the next lane to wait, if all are busy: the wake-up is kept, not lost). A broken
-    /// listener is reconnected with a backoff; meanwhile the lanes poll.
-    async fn forward_notifications(self, wake: Arc<Notify>, shutdown: Shutdown) {
+    /// A helper lane: asleep until a full claim wakes it, then passes while they come
+    /// back full. A failure sends it back to sleep; the lead lane keeps the backoff.
+    async fn helper_lane(self, lane: usize, signals: Arc<Signals>, shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => return,
+                () = signals.backlog.notified() => {},
+            }
+            while !shutdown.is_triggered() {
+                match self.lane_pass(&signals).await {
+                    Ok(claimed) if claimed as i64 >= self.config.batch_size => {}
+                    Ok(_) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, lane, "relay pass failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns each `outbox_new` notification into a wake-up of the lead lane. If it is in
+    /// a pass, the wake-up is kept (not lost) and its next wait ends at once. A broken
+    /// listener is reconnected with a backoff; meanwhile the lead lane polls.
+    async fn forward_notifications(self, signals: Arc<Signals>, shutdown: Shutdown) {
         let mut failures: u32 = 0;
         while !shutdown.is_triggered() {
             if let Some(mut listener) = self.listen().await {
@@ -296,7 +352,7 @@ impl Relay {
                     tokio::select! {
                         () = shutdown.wait() => return,
                         received = listener.recv() => match received {
-                            Ok(_) => wake.notify_one(),
+                            Ok(_) => signals.new_rows.notify_one(),
                             Err(error) => {
                                 tracing::warn!(%error, "LISTEN outbox_new broke; polling until it is back");
                                 break;
@@ -339,6 +395,15 @@ impl Relay {
         listener.listen("outbox_new").await.ok()?;
         Some(listener)
     }
+}
+
+/// The wake-ups between the lanes of a running relay.
+#[derive(Debug, Default)]
+struct Signals {
+    /// A row committed (`LISTEN outbox_new`): wakes the lead lane.
+    new_rows: Notify,
+    /// A claim came back full: wakes one helper lane.
+    backlog: Notify,
 }
 
 /// Samples the producer's queue every second until shutdown. A pass waits for all its

@@ -43,6 +43,9 @@ pub struct RelayConfig {
     pub lease: Duration,
     /// The fallback poll when no notification arrives (the note's "scheduled job").
     pub poll_interval: Duration,
+    /// The shortest time between the starts of two passes of the lead lane
+    /// (`RELAY_LINGER_MS`): what a row may wait for company under a steady stream.
+    pub linger: Duration,
     /// Wait for `LISTEN outbox_new` notifications between passes.
     pub listen_notify: bool,
     /// Run the relay inside the service (`RELAY_ENABLED`). Off when `outbox-relay`
@@ -68,6 +71,7 @@ impl RelayConfig {
             concurrency: 4,
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
+            linger: Duration::from_millis(20),
             listen_notify: true,
             enabled: true,
             max_attempts: 20,
@@ -79,7 +83,7 @@ impl RelayConfig {
 
 impl RelayConfig {
     /// Reads `RELAY_CLAIM_STRATEGY` (`skip-locked` | `optimistic-lock`), `RELAY_BATCH_SIZE`,
-    /// `RELAY_CONCURRENCY` (default 4), `RELAY_LEASE_MS`, `RELAY_POLL_MS`,
+    /// `RELAY_CONCURRENCY` (default 4), `RELAY_LEASE_MS`, `RELAY_POLL_MS`, `RELAY_LINGER_MS`,
     /// `RELAY_LISTEN_NOTIFY`, `RELAY_ENABLED` (true | false), `RELAY_MAX_ATTEMPTS`
     /// (default 20) and `OUTBOX_RETENTION_HOURS` (default 168).
     pub fn from_lookup(
@@ -99,6 +103,7 @@ impl RelayConfig {
             concurrency,
             lease: Duration::from_millis(parse_var(lookup, "RELAY_LEASE_MS", 30_000)?),
             poll_interval: Duration::from_millis(parse_var(lookup, "RELAY_POLL_MS", 500)?),
+            linger: Duration::from_millis(parse_var(lookup, "RELAY_LINGER_MS", 20)?),
             listen_notify: parse_var(lookup, "RELAY_LISTEN_NOTIFY", d.listen_notify)?,
             enabled: parse_var(lookup, "RELAY_ENABLED", d.enabled)?,
             max_attempts,
@@ -295,7 +300,19 @@ impl Relay {
     /// notification or the poll interval (or the backoff, while the database fails).
     async fn lead_lane(self, signals: Arc<Signals>, shutdown: Shutdown) {
         let mut failures: u32 = 0;
+        let mut last_pass: Option<tokio::time::Instant> = None;
         while !shutdown.is_triggered() {
+            // The linger: a pass starts no sooner than `linger` after the one before.
+            // After a quiet spell a new row is taken at once; under a steady stream the
+            // rows that commit meanwhile travel together, in one produce request per
+            // partition leader instead of many.
+            if let Some(ready) = last_pass.map(|at| at + self.config.linger) {
+                tokio::select! {
+                    () = shutdown.wait() => break,
+                    () = tokio::time::sleep_until(ready) => {},
+                }
+            }
+            last_pass = Some(tokio::time::Instant::now());
             let wait = match self.lane_pass(&signals).await {
                 Ok(claimed) => {
                     failures = 0;

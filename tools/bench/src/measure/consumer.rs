@@ -1,9 +1,11 @@
 //! Consumer messages/s against its database ceiling.
 //!
 //! The consumer: payment-service (release) reading a topic prefilled with `OrderCreated`
-//! events, as deployed (Redis fast path on, its outcome relay running). Its rate comes
-//! from the payments it wrote: (n − 1) / (last − first `created_at`), so start-up and
-//! the group join do not count.
+//! events, as deployed (Redis fast path on, its outcome relay running), then once more
+//! with its relay off (`RELAY_ENABLED=false`): the outcome events stay in the outbox,
+//! and the difference is what relaying them costs the machine while it consumes. Each
+//! rate comes from the payments written: (n − 1) / (last − first `created_at`), so
+//! start-up and the group join do not count.
 //!
 //! The ceiling: pgbench doing, per message, what the handler does in Postgres — the
 //! provider's charge (its own autocommit statement), then one transaction: inbox record
@@ -26,7 +28,10 @@ use crate::{Settings, progress, stack};
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsumerResult {
     pub messages: usize,
+    /// As deployed: the outcome relay running beside the consumer.
     pub consumer_messages_per_s: f64,
+    /// The same drain with the outcome relay off.
+    pub relay_off_messages_per_s: f64,
     pub pgbench: PgbenchResult,
     /// `consumer_messages_per_s / pgbench.tps` (target ≥ 0.60).
     pub ratio: f64,
@@ -68,19 +73,64 @@ pub async fn measure(settings: &Settings) -> anyhow::Result<ConsumerResult> {
         .create()?;
     send_all(&producer, &topic, &events).await?;
 
-    let url = stack::fresh_database(settings, &settings.name("consumer")).await?;
-    progress("consumer: payment-service draining the topic");
+    let (consumer_messages_per_s, rss_load_kib, url) = drain(settings, &topic, n, true).await?;
+    let (relay_off_messages_per_s, _, _) = drain(settings, &topic, n, false).await?;
+
+    progress("consumer: pgbench, the dedup + payment transaction, 1 client");
+    let outcome = serde_json::json!({
+        "schema_version": 1,
+        "order_id": uuid::Uuid::now_v7(),
+        "payment_id": uuid::Uuid::now_v7(),
+    });
+    let dir = settings.out_dir.join("pgbench");
+    std::fs::create_dir_all(&dir)?;
+    let pgbench = pgbench::run(
+        &url,
+        &dedup_payment_script(&outcome.to_string()),
+        &dir.join("consumer-dedup-payment.sql"),
+        1,
+        settings.seconds,
+    )
+    .await?;
+    Ok(ConsumerResult {
+        messages: n,
+        consumer_messages_per_s,
+        relay_off_messages_per_s,
+        ratio: consumer_messages_per_s / pgbench.tps.max(f64::EPSILON),
+        pgbench,
+        rss_load_kib,
+    })
+}
+
+/// payment-service, in a database and consumer group of its own, drains the `n` events
+/// of `topic`; returns messages/s, the peak RSS (KiB) and the database's URL.
+async fn drain(
+    settings: &Settings,
+    topic: &str,
+    n: usize,
+    relay: bool,
+) -> anyhow::Result<(f64, u64, String)> {
+    let tag = if relay {
+        "consumer"
+    } else {
+        "consumer_relay_off"
+    };
+    let url = stack::fresh_database(settings, &settings.name(tag)).await?;
+    progress(&format!(
+        "consumer: payment-service draining the topic, relay {}",
+        if relay { "on" } else { "off" }
+    ));
     let service = ServiceProcess::start(
         settings,
         ServiceSpec {
             binary: "payment-service",
-            label: "consumer-payment-service".into(),
+            label: format!("{}-payment-service", tag.replace('_', "-")),
             port: settings.port_base + 1,
             database_url: url.clone(),
-            order_events_topic: topic.clone(),
+            order_events_topic: topic.to_owned(),
             payment_events_topic: settings.name("consumer_payment_events"),
-            consumer_group: settings.name("consumer"),
-            extra_env: vec![],
+            consumer_group: settings.name(tag),
+            extra_env: vec![("RELAY_ENABLED", relay.to_string())],
         },
     )
     .await?;
@@ -108,34 +158,9 @@ pub async fn measure(settings: &Settings) -> anyhow::Result<ConsumerResult> {
     .await?;
     pool.close().await;
     service.stop().await?;
-    let consumer_messages_per_s = (count - 1).max(0) as f64 / span.max(f64::EPSILON);
-    progress(&format!(
-        "consumer: {consumer_messages_per_s:.0} messages/s"
-    ));
-
-    progress("consumer: pgbench, the dedup + payment transaction, 1 client");
-    let outcome = serde_json::json!({
-        "schema_version": 1,
-        "order_id": uuid::Uuid::now_v7(),
-        "payment_id": uuid::Uuid::now_v7(),
-    });
-    let dir = settings.out_dir.join("pgbench");
-    std::fs::create_dir_all(&dir)?;
-    let pgbench = pgbench::run(
-        &url,
-        &dedup_payment_script(&outcome.to_string()),
-        &dir.join("consumer-dedup-payment.sql"),
-        1,
-        settings.seconds,
-    )
-    .await?;
-    Ok(ConsumerResult {
-        messages: n,
-        consumer_messages_per_s,
-        ratio: consumer_messages_per_s / pgbench.tps.max(f64::EPSILON),
-        pgbench,
-        rss_load_kib,
-    })
+    let rate = (count - 1).max(0) as f64 / span.max(f64::EPSILON);
+    progress(&format!("consumer: {rate:.0} messages/s"));
+    Ok((rate, rss_load_kib, url))
 }
 
 #[cfg(test)]

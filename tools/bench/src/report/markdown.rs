@@ -108,6 +108,13 @@ pub fn render(r: &Results) -> String {
                 c.pgbench.tps,
                 c.ratio * 100.0
             );
+            let _ = writeln!(
+                s,
+                "| consumer with its outcome relay off (`RELAY_ENABLED=false`), messages/s | {:.0} | pgbench dedup + payment, 1 client: {:.0} tps | {:.0} % |",
+                c.relay_off_messages_per_s,
+                c.pgbench.tps,
+                c.relay_off_messages_per_s / c.pgbench.tps.max(f64::EPSILON) * 100.0
+            );
         }
         s.push('\n');
     }

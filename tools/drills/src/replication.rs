@@ -130,7 +130,7 @@ pub async fn send(producer: &FutureProducer, topic: &str, id: &str) -> Result<()
         .map_err(|(e, _)| e.to_string())
 }
 
-pub(crate) fn acks_name(acks: Acks) -> &'static str {
+pub fn acks_name(acks: Acks) -> &'static str {
     match acks {
         Acks::None => "0",
         Acks::Leader => "1",

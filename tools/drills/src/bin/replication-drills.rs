@@ -70,7 +70,8 @@ async fn run() -> Result<(), String> {
         // "stored" for everything it handed to the socket.
         for acks in [Acks::None, Acks::Leader, Acks::All] {
             println!(
-                "[drill 1] leader failover with followers frozen, {count} messages, acks={acks:?} ..."
+                "[drill 1] leader failover with followers frozen, {count} messages, acks={} ...",
+                drills::replication::acks_name(acks)
             );
             record(leader_failover(&cluster, acks, count).await?);
         }

@@ -209,3 +209,57 @@ async fn two_outbox_relay_processes_drain_one_table_and_stop_on_sigterm() {
     let received = common::read_topic(&topic).await;
     assert_eq!(received.len(), 60, "each event once");
 }
+
+/// A relay slower than its lease: it claims, stalls past the lease, then sends anyway.
+/// Meanwhile another relay has claimed the rows again, sent and marked them. The slow
+/// relay's send is a second copy of each event (same event id: the consumer's inbox
+/// absorbs it), and its mark-sent, guarded by the version it claimed, changes nothing.
+#[tokio::test]
+async fn a_relay_slower_than_its_lease_sends_a_copy_and_its_mark_changes_nothing() {
+    let (_db, pool) = common::migrated_db().await;
+    let topic = create_unique_topic("slow-relay", 3, 3).await;
+    for k in 0..5 {
+        common::enqueue(&pool, &topic, &format!("key-{k}"), json!({ "k": k })).await;
+    }
+    let lease = Duration::from_secs(1);
+    let slow = common::relay(&pool, "slow", ClaimStrategy::SkipLocked, 100, lease);
+    let claimed = slow.claim().await.expect("claim");
+    assert_eq!(claimed.len(), 5);
+
+    // The slow relay stalls (a GC pause, a frozen VM) past its lease ...
+    tokio::time::sleep(lease + Duration::from_millis(500)).await;
+    // ... and a healthy relay takes the rows over, sends and marks them.
+    let healthy = common::relay(&pool, "healthy", ClaimStrategy::SkipLocked, 100, lease);
+    let report = healthy.relay_once().await.expect("healthy pass");
+    assert_eq!((report.claimed, report.sent), (5, 5), "{report:?}");
+
+    // The slow relay wakes up and finishes its pass with the rows it claimed.
+    let late = slow.publish_and_mark(claimed).await.expect("slow pass");
+    assert_eq!(late.sent, 5, "its sends were acked: {late:?}");
+    let owners: Vec<(String, String)> =
+        sqlx::query_as("SELECT claimed_by, state FROM outbox ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
+    assert!(
+        owners
+            .iter()
+            .all(|(by, state)| by == "healthy" && state == "SENT"),
+        "the late mark changed nothing: {owners:?}"
+    );
+    let received = common::read_topic(&topic).await;
+    let mut copies: HashMap<String, usize> = HashMap::new();
+    for r in &received {
+        *copies.entry(r.event_id.clone()).or_default() += 1;
+    }
+    eprintln!(
+        "slow relay: {} records on the topic for {} events",
+        received.len(),
+        copies.len()
+    );
+    assert_eq!(copies.len(), 5, "every event published");
+    assert!(
+        copies.values().all(|c| *c == 2),
+        "each event twice, under one event id: {copies:?}"
+    );
+}

@@ -6,6 +6,7 @@ mod concurrent_delivery;
 mod crash_points;
 mod duplicate_delivery;
 mod fast_path;
+mod offset_reset;
 mod poison;
 mod retention;
 mod support;

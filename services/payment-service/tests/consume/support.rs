@@ -88,7 +88,11 @@ impl std::ops::Deref for Service {
 impl Service {
     /// Starts the app with the test stack's settings, overridden by `vars`.
     pub async fn start(vars: &[(&str, &str)]) -> Self {
-        let fixture = Fixture::create(vars).await;
+        Self::start_on(Fixture::create(vars).await).await
+    }
+
+    /// Starts the app on `fixture`: its database, topics and consumer group.
+    pub async fn start_on(fixture: Fixture) -> Self {
         let config = Config::from_lookup(&|k: &str| fixture.env.get(k).cloned()).expect("config");
         let app = App::build(config).await.expect("payment-service builds");
         let fast_path = app.fast_path();
@@ -115,8 +119,10 @@ impl Service {
             .expect("stats JSON with every counter")
     }
 
-    pub async fn stop(self) {
+    /// Stops the app; the fixture (database, topics, group) is left for another start.
+    pub async fn stop(self) -> Fixture {
         self.stop.stop().await;
+        self.fixture
     }
 }
 

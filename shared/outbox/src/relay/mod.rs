@@ -183,8 +183,9 @@ impl Relay {
         self.publish_and_mark(rows).await
     }
 
-    /// The rest of a pass, after the claim.
-    async fn publish_and_mark(&self, rows: Vec<ClaimedRow>) -> Result<RelayReport, RelayError> {
+    /// The rest of a pass, after the claim: publish, await the acks, mark. Tests call it
+    /// on rows claimed long before, to play a relay slower than its lease.
+    pub async fn publish_and_mark(&self, rows: Vec<ClaimedRow>) -> Result<RelayReport, RelayError> {
         if rows.is_empty() {
             return Ok(RelayReport::default());
         }

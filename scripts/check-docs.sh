@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The docs check run by `make test`. Fails when
 #  - a page exists in docs/en but not in docs/zh (or the other way round),
+#  - an en page and its zh twin differ in structure: headings (levels, in order), code
+#    blocks or tables (a section lost or pasted twice in one language shows here),
 #  - a page does not end with its "Run it:" (en) / "运行：" (zh) section,
 #  - a doc page or the README names a `make` target the Makefile lacks,
 #  - a doc page or the README names a repository path that does not exist,
@@ -21,6 +23,32 @@ for lang in en zh; do
     [ -f "docs/$other/$base" ] || err "$page has no docs/$other/$base"
   done
 done
+python3 - <<'PY' || fail=1
+import pathlib, re, sys
+def shape(path):
+    headings, fences, tables, in_code = [], 0, 0, False
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            fences += 1
+            in_code = not in_code
+        elif not in_code:
+            if m := re.match(r"^(#{1,6}) ", line):
+                headings.append(len(m.group(1)))
+            elif re.match(r"^\|[-| :]+\|$", line):
+                tables += 1
+    return {"heading levels": headings, "code fences": fences, "tables": tables}
+bad = 0
+for en in sorted(pathlib.Path("docs/en").glob("*.md")):
+    zh = pathlib.Path("docs/zh") / en.name
+    if not zh.is_file():
+        continue
+    a, b = shape(en), shape(zh)
+    for what in a:
+        if a[what] != b[what]:
+            print(f"docs check: {en} and {zh} differ in structure ({what}): {a[what]} vs {b[what]}", file=sys.stderr)
+            bad = 1
+sys.exit(bad)
+PY
 for page in docs/en/*.md; do grep -q '^Run it:' "$page" || err "$page has no 'Run it:' section"; done
 for page in docs/zh/*.md; do grep -q '^运行：' "$page" || err "$page has no '运行：' section"; done
 
@@ -96,5 +124,5 @@ for page in sys.argv[1:]:
 sys.exit(bad)
 PY
 
-[ "$fail" -eq 0 ] && echo "docs check: $(ls docs/en/*.md | wc -l) pages in en and zh, make targets, paths, symbols and code excerpts all exist"
+[ "$fail" -eq 0 ] && echo "docs check: $(ls docs/en/*.md | wc -l) pages in en and zh, same structure; make targets, paths, symbols and code excerpts all exist"
 exit "$fail"

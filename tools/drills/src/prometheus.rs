@@ -94,17 +94,26 @@ impl DrillPrometheus {
 
     /// The alerts that are pending or firing now.
     pub async fn alerts(&self) -> Result<Vec<Alert>, String> {
-        let response: AlertsResponse = self
-            .client
-            .get(format!("{}/api/v1/alerts", self.url()))
+        let url = reqwest::Url::parse(&format!("{}/api/v1/alerts", self.url()))
+            .map_err(|e| e.to_string())?;
+        let response: AlertsResponse = self.get_json(url).await?;
+        Ok(response.data.alerts)
+    }
+
+    /// One bounded GET of the HTTP API, its JSON answer decoded.
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: reqwest::Url,
+    ) -> Result<T, String> {
+        self.client
+            .get(url)
             .timeout(Duration::from_secs(5))
             .send()
             .await
             .map_err(|e| e.to_string())?
             .json()
             .await
-            .map_err(|e| e.to_string())?;
-        Ok(response.data.alerts)
+            .map_err(|e| e.to_string())
     }
 
     /// The value of an instant query that returns one sample (`None`: no sample).
@@ -114,16 +123,7 @@ impl DrillPrometheus {
             &[("query", promql)],
         )
         .map_err(|e| e.to_string())?;
-        let response: QueryResponse = self
-            .client
-            .get(url)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let response: QueryResponse = self.get_json(url).await?;
         Ok(response
             .data
             .result

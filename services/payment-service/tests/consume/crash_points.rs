@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::support::{Counts, Fixture};
+use crate::support::{APPLIED_ONCE, Counts, Fixture};
 
 fn spawn_service(fixture: &Fixture, crash_at: Option<&str>) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_payment-service"));
@@ -124,22 +124,14 @@ async fn a_crash_inside_the_transaction_rolls_back_and_the_redelivery_applies_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_after_the_commit_redelivers_and_the_inbox_suppresses_it() {
-    let applied = Counts {
-        payments: 1,
-        outcome_events: 1,
-        inbox_rows: 1,
-        inbox_duplicates: 0,
-        provider_charges: 1,
-        provider_calls: 1,
-    };
-    let end = crash_then_recover("C2", applied).await;
+    let end = crash_then_recover("C2", APPLIED_ONCE).await;
     assert_eq!(
         end,
         Counts {
             // The redelivered copy was recognised by the inbox: nothing applied twice,
             // and the provider was not called again.
             inbox_duplicates: 1,
-            ..applied
+            ..APPLIED_ONCE
         },
         "C2: the offset was never committed, so the message came again"
     );

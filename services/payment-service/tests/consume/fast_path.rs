@@ -10,17 +10,7 @@ use payment_service::provider::{PaymentProvider, ProviderSettings};
 use test_support::eventually;
 use uuid::Uuid;
 
-use crate::support::{Counts, Service};
-
-/// One order, its event delivered twice with the same id.
-const APPLIED_ONCE: Counts = Counts {
-    payments: 1,
-    outcome_events: 1,
-    inbox_rows: 1,
-    inbox_duplicates: 0,
-    provider_charges: 1,
-    provider_calls: 1,
-};
+use crate::support::{APPLIED_ONCE, Counts, Service};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_known_duplicate_is_suppressed_by_redis_before_the_database() {

@@ -68,6 +68,17 @@ impl Fixture {
     }
 }
 
+/// One order, applied once: whatever copies were delivered, one payment, one outcome
+/// event, one inbox row, one charge.
+pub const APPLIED_ONCE: Counts = Counts {
+    payments: 1,
+    outcome_events: 1,
+    inbox_rows: 1,
+    inbox_duplicates: 0,
+    provider_charges: 1,
+    provider_calls: 1,
+};
+
 /// A payment-service running in-process on a [`Fixture`] of its own.
 pub struct Service {
     pub fast_path: Option<FastPath>,

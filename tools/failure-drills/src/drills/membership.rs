@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::process::ServiceProcess;
 use crate::{DrillEnv, DrillError, Row};
 
-use super::{ORDERS, finish, spawn_load};
+use super::{ORDERS, finish, safe_row, spawn_load};
 
 pub async fn rebalance() -> Result<Row, DrillError> {
     let env = DrillEnv::create(None).await?;
@@ -25,17 +25,9 @@ pub async fn rebalance() -> Result<Row, DrillError> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     first.stop().await;
 
-    let (client, report, stats) = finish(&env, load, order, second).await?;
-    let mut row = Row::new(
+    let finished = finish(&env, load, order, second).await?;
+    Ok(safe_row(
         "rebalance: a consumer joins, another leaves",
-        "safe",
-        report,
-    );
-    row.payment_stats = stats;
-    row.note = format!(
-        "client: {} placed; {}",
-        client.placed,
-        crate::matrix::summary(&row.report)
-    );
-    Ok(row)
+        finished,
+    ))
 }

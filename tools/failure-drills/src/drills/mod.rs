@@ -29,7 +29,7 @@ pub const QUIET: Duration = Duration::from_secs(20);
 
 use crate::load::{ClientRetry, LoadResult, place_orders_paced};
 use crate::process::ServiceProcess;
-use crate::{DrillEnv, DrillError, PaymentStats, settle};
+use crate::{DrillEnv, DrillError, PaymentStats, Row, settle};
 
 /// The client's load, running in the background while the drill injects its fault.
 type Load = tokio::task::JoinHandle<Result<LoadResult, DrillError>>;
@@ -69,4 +69,20 @@ async fn finish(
     order.stop().await;
     payment.stop().await;
     Ok((client, report, stats))
+}
+
+/// The row of a safe drill whose note is just the client's count and the checker's
+/// summary: what [`finish`] returned, under the drill's name.
+fn safe_row(
+    drill: &'static str,
+    (client, report, stats): (LoadResult, reconcile::Report, PaymentStats),
+) -> Row {
+    let mut row = Row::new(drill, "safe", report);
+    row.payment_stats = stats;
+    row.note = format!(
+        "client: {} placed; {}",
+        client.placed,
+        crate::matrix::summary(&row.report)
+    );
+    row
 }

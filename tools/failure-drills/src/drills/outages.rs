@@ -8,7 +8,7 @@ use crate::process::ServiceProcess;
 use crate::proxy::CuttableProxy;
 use crate::{DrillEnv, DrillError, Row};
 
-use super::{ORDERS, finish, spawn_load, start_both};
+use super::{ORDERS, finish, safe_row, spawn_load, start_both};
 
 /// The payment database unreachable for 8 s in the middle of the stream.
 pub async fn payment_database_down() -> Result<Row, DrillError> {
@@ -22,16 +22,8 @@ pub async fn payment_database_down() -> Result<Row, DrillError> {
     proxy.cut();
     tokio::time::sleep(Duration::from_secs(8)).await;
     proxy.restore();
-    let (client, report, stats) = finish(&env, load, order, payment).await?;
-    let client = client.placed;
-    let mut row = Row::new("payment database down for 8 s", "safe", report);
-    row.payment_stats = stats;
-    row.note = format!(
-        "client: {} placed; {}",
-        client,
-        crate::matrix::summary(&row.report)
-    );
-    Ok(row)
+    let finished = finish(&env, load, order, payment).await?;
+    Ok(safe_row("payment database down for 8 s", finished))
 }
 
 /// Redis unreachable for the whole stream, and the consumer crashing after a commit
@@ -57,15 +49,8 @@ pub async fn redis_down() -> Result<Row, DrillError> {
     let mut payment =
         ServiceProcess::spawn_on(port, "payment-service", &env.payment_service_env(), None)?;
     payment.wait_serving().await?;
-    let (client, report, stats) = finish(&env, load, order, payment).await?;
-    let mut row = Row::new("Redis down (and a C2 crash)", "safe", report);
-    row.payment_stats = stats;
-    row.note = format!(
-        "client: {} placed; {}",
-        client.placed,
-        crate::matrix::summary(&row.report)
-    );
-    Ok(row)
+    let finished = finish(&env, load, order, payment).await?;
+    Ok(safe_row("Redis down (and a C2 crash)", finished))
 }
 
 /// Half of the provider's calls fail ("unavailable"); the consumer retries with

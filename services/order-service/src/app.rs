@@ -73,7 +73,8 @@ impl App {
                 bootstrap,
                 &config.consumer_group,
                 &config.payment_events_topic,
-            ),
+            )
+            .with_concurrency(config.consumer_concurrency),
             handler,
         )
         .map_err(|e| StartError::Client {

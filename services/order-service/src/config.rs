@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use outbox::RelayConfig;
-use service_config::{ConfigError, Defaults, InfraConfig, parse_var};
+use service_config::{ConfigError, Defaults, InfraConfig, parse_at_least, parse_var};
 
 /// order-service listens on 8080 and owns the `orders` database.
 pub const DEFAULTS: Defaults = Defaults {
@@ -25,6 +25,9 @@ pub struct Config {
     pub replication_factor: i32,
     /// `RELAY_*`: see `outbox::RelayConfig::from_lookup`.
     pub relay: RelayConfig,
+    /// `CONSUMER_CONCURRENCY` (default `message_consumer::DEFAULT_CONCURRENCY`, at
+    /// least 1): messages of different keys the consumer handles at once.
+    pub consumer_concurrency: usize,
     /// `IDEMPOTENCY_RETENTION_HOURS` (default 24, at least 1): how long an
     /// `Idempotency-Key` and its answer are kept. A client retrying later than this gets
     /// a new order, so it must cover the longest retry schedule of any client.
@@ -77,6 +80,12 @@ impl Config {
             )?,
             consumer_group: parse_var(lookup, "CONSUMER_GROUP", "order-service".to_owned())?,
             replication_factor: parse_var(lookup, "TOPIC_REPLICATION_FACTOR", 3)?,
+            consumer_concurrency: parse_at_least(
+                lookup,
+                "CONSUMER_CONCURRENCY",
+                message_consumer::DEFAULT_CONCURRENCY,
+                1,
+            )?,
             relay: RelayConfig::from_lookup(format!("order-relay-{}", std::process::id()), lookup)?,
             idempotency_retention: retention_hours(lookup)?,
             publish_mode: parse_var(lookup, "PUBLISH_MODE", PublishMode::Outbox)?,

@@ -106,7 +106,8 @@ impl App {
             &infra.kafka_bootstrap_servers,
             &config.consumer_group,
             &config.order_events_topic,
-        );
+        )
+        .with_concurrency(config.consumer_concurrency);
         settings.offset_commit = config.unsafe_toggles.offset_commit;
         let consumer = MessageConsumer::new(settings, handler)
             .map_err(|e| StartError::Client {

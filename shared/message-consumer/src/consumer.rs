@@ -4,16 +4,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_config::headers;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use service_runtime::Shutdown;
 use telemetry::Metrics;
 use telemetry::propagation;
+use tokio::sync::Semaphore;
 use tracing::{Instrument, Span};
 
 use crate::counters::LoopCounters;
+use crate::hand_over::HandOver;
+use crate::offsets::InFlight;
 use crate::{DedupLayer, HandleError, Handled, Handler, ReceivedMessage};
 
 /// Where to consume from and where rejected messages go.
@@ -29,7 +32,17 @@ pub struct ConsumerSettings {
     /// When the offset is committed: after the effect (safe, the default) or before it
     /// (an unsafe teaching toggle, `CONSUMER_OFFSET_COMMIT=before-effect`).
     pub offset_commit: OffsetCommit,
+    /// `CONSUMER_CONCURRENCY`: messages of different keys handled at once by `run`
+    /// (1: one at a time, as a plain loop does). Same-key messages are always handled
+    /// in order, one after the other.
+    pub concurrency: usize,
+    /// Messages received and not finished (in handlers or waiting behind their key)
+    /// before `run` pauses the partitions.
+    pub max_buffered: usize,
 }
+
+/// `CONSUMER_CONCURRENCY`'s default, chosen by measurement (docs/en/08-load-and-benchmark.md).
+pub const DEFAULT_CONCURRENCY: usize = 16;
 
 /// The consume stage's one decision: commit the offset before or after the effect.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,7 +71,8 @@ impl std::str::FromStr for OffsetCommit {
 }
 
 impl ConsumerSettings {
-    /// One topic, its dead-letter topic `<topic>.dlq`, backoff capped at 30 s.
+    /// One topic, its dead-letter topic `<topic>.dlq`, backoff capped at 30 s,
+    /// [`DEFAULT_CONCURRENCY`] handlers at once.
     pub fn new(bootstrap_servers: &str, group_id: &str, topic: &str) -> Self {
         Self {
             bootstrap_servers: bootstrap_servers.to_owned(),
@@ -67,7 +81,19 @@ impl ConsumerSettings {
             dead_letter_topic: kafka_config::dead_letter_topic(topic),
             max_backoff: Duration::from_secs(30),
             offset_commit: OffsetCommit::AfterEffect,
+            concurrency: DEFAULT_CONCURRENCY,
+            max_buffered: 8 * DEFAULT_CONCURRENCY,
         }
+    }
+
+    /// `concurrency` handlers at once, and up to eight times as many messages received
+    /// before the partitions pause: enough queued behind busy keys to keep the handlers
+    /// fed, few enough that a rebalance hands over little.
+    #[must_use]
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
+        self.max_buffered = 8 * self.concurrency;
+        self
     }
 }
 
@@ -125,19 +151,28 @@ impl Processed {
 
 /// A consumer group member that applies each message before storing its offset.
 pub struct MessageConsumer<H> {
-    /// Shared with the lag sampler, which reads positions and watermarks beside the loop.
-    consumer: Arc<StreamConsumer>,
+    /// Shared with the lag sampler, which reads positions and watermarks beside the
+    /// loop, and with the poll thread of `run`.
+    consumer: Arc<BaseConsumer<HandOver>>,
+    /// The offsets received and not finished, per partition (`run` only).
+    in_flight: Arc<InFlight>,
+    worker: Worker<H>,
+    metrics: Metrics,
+}
+
+/// What handles one message: the handler, the dead-letter producer, the counters.
+/// Shared by the key tasks of `run`.
+pub(crate) struct Worker<H> {
     dead_letters: FutureProducer,
     handler: H,
-    settings: ConsumerSettings,
+    pub(crate) settings: ConsumerSettings,
     counters: Arc<LoopCounters>,
-    metrics: Metrics,
 }
 
 impl<H> std::fmt::Debug for MessageConsumer<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MessageConsumer")
-            .field("settings", &self.settings)
+            .field("settings", &self.worker.settings)
             .finish_non_exhaustive()
     }
 }
@@ -145,16 +180,20 @@ impl<H> std::fmt::Debug for MessageConsumer<H> {
 impl<H: Handler> MessageConsumer<H> {
     /// Creates the consumer (see `kafka_config::at_least_once_consumer`) and subscribes.
     pub fn new(settings: ConsumerSettings, handler: H) -> Result<Self, KafkaError> {
-        // No rebalance callback is needed to hand partitions over cleanly: with
+        // The context sees every rebalance: before partitions are taken away, it waits
+        // for their messages in flight and stores their offsets; then, with
         // `enable.auto.commit=true`, librdkafka itself commits the stored offsets of the
-        // partitions it removes from the assignment, eagerly or cooperatively revoked
-        // (`rd_kafka_assignment_serve_removals` in librdkafka's rdkafka_assignment.c).
-        // A revocation is served inside `recv()`, between two messages, so every stored
-        // offset belongs to a message whose effect is committed: the new owner resumes
-        // right after it, and nothing is re-delivered (tests/consumer_loop/rebalance.rs).
-        let consumer: StreamConsumer =
+        // partitions it removes (`rd_kafka_assignment_serve_removals` in librdkafka's
+        // rdkafka_assignment.c). Every stored offset belongs to a message whose effect is
+        // committed: the new owner resumes right after it, and nothing is re-delivered
+        // (tests/consumer_loop/rebalance.rs).
+        let in_flight = Arc::new(InFlight::default());
+        let context = HandOver {
+            in_flight: Arc::clone(&in_flight),
+        };
+        let consumer: BaseConsumer<HandOver> =
             kafka_config::at_least_once_consumer(&settings.bootstrap_servers, &settings.group_id)
-                .create()?;
+                .create_with_context(context)?;
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         // Dead letters are written as reliably as events: acks=all, idempotent.
@@ -166,10 +205,13 @@ impl<H: Handler> MessageConsumer<H> {
         let metrics = Metrics::default();
         Ok(Self {
             consumer: Arc::new(consumer),
-            dead_letters,
-            handler,
-            counters: Arc::new(LoopCounters::new(metrics.clone(), &settings.topics)),
-            settings,
+            in_flight,
+            worker: Worker {
+                dead_letters,
+                handler,
+                counters: Arc::new(LoopCounters::new(metrics.clone(), &settings.topics)),
+                settings,
+            },
             metrics,
         })
     }
@@ -177,42 +219,131 @@ impl<H: Handler> MessageConsumer<H> {
     /// Counts into `metrics` (the service's registry, served at `GET /metrics`). Call
     /// it before [`MessageConsumer::counters`]: it starts the counters afresh.
     pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
-        self.counters = Arc::new(LoopCounters::new(metrics.clone(), &self.settings.topics));
+        self.worker.counters = Arc::new(LoopCounters::new(
+            metrics.clone(),
+            &self.worker.settings.topics,
+        ));
         self.metrics = metrics.clone();
         self
     }
 
     pub fn handler(&self) -> &H {
-        &self.handler
+        &self.worker.handler
     }
 
     /// The loop's counters (consumed, applied, duplicates by layer, dead-lettered,
     /// retried); they keep counting after `run` takes the consumer.
     pub fn counters(&self) -> Arc<LoopCounters> {
-        Arc::clone(&self.counters)
+        Arc::clone(&self.worker.counters)
     }
 
     /// Waits up to `wait` for one message and processes it to the end (applied or
-    /// dead-lettered, offset stored). `Ok(None)`: nothing arrived (or shutdown came
-    /// first), or shutdown came while a transient failure was being retried (offset not
-    /// stored: it comes again).
+    /// dead-lettered, offset stored): the loop one message at a time, for tests that
+    /// drive it step by step. `Ok(None)`: nothing arrived (or shutdown came first), or
+    /// shutdown came while a transient failure was being retried (offset not stored:
+    /// it comes again).
     pub async fn consume_once(
         &self,
         wait: Duration,
         shutdown: &Shutdown,
     ) -> Result<Option<Processed>, KafkaError> {
-        // Shutdown may cut short only the wait for a message. A message in hand is
-        // finished below: cancelling it between the handler's commit and the offset
-        // store would hand an applied message to the next instance (a duplicate that
-        // a graceful stop has no reason to make).
-        let received = tokio::select! {
-            () = shutdown.wait() => return Ok(None),
-            received = tokio::time::timeout(wait, self.consumer.recv()) => received,
+        let Some(message) = self.poll_one(wait, shutdown).await? else {
+            return Ok(None);
         };
-        let message = match received {
-            Err(_) => return Ok(None),
-            Ok(received) => ReceivedMessage::from_borrowed(&received?),
+        if self.worker.settings.offset_commit == OffsetCommit::BeforeEffect {
+            crate::parallel::commit_before_effect(&self.consumer, &message);
+        }
+        let Some(outcome) = self.worker.apply(&message, shutdown, None).await else {
+            return Ok(None);
         };
+        // Crash point C2: the effect is committed, the offset is not. A restart
+        // re-delivers this message; the handler's inbox recognises it.
+        service_runtime::crash_point("C2");
+        // The offset is stored only now, after the effect (or the dead letter) is
+        // durable. Committing first would lose the message on a crash (at-most-once).
+        self.consumer
+            .store_offset(&message.topic, message.partition, message.offset)?;
+        Ok(Some(outcome))
+    }
+
+    /// Polls for one message on the blocking pool (librdkafka's poll blocks). Shutdown
+    /// may cut short only the wait: a message once taken from the consumer is returned,
+    /// never dropped (its position has moved past it).
+    async fn poll_one(
+        &self,
+        wait: Duration,
+        shutdown: &Shutdown,
+    ) -> Result<Option<ReceivedMessage>, KafkaError> {
+        let consumer = Arc::clone(&self.consumer);
+        let shutdown = shutdown.clone();
+        tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + wait;
+            loop {
+                let now = Instant::now();
+                if shutdown.is_triggered() || now >= deadline {
+                    return Ok(None);
+                }
+                let slice = (deadline - now).min(Duration::from_millis(100));
+                match consumer.poll(slice) {
+                    None => {}
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(m)) => return Ok(Some(ReceivedMessage::from_borrowed(&m))),
+                }
+            }
+        })
+        .await
+        .unwrap_or(Ok(None))
+    }
+
+    /// Consumes until `shutdown`, in parallel by key ([`crate::parallel`]): a poll
+    /// thread hands messages to per-key tasks, at most `concurrency` at once, and each
+    /// partition stores its contiguous finished prefix. On shutdown it lets the
+    /// messages in flight finish, commits, and drops the consumer, which leaves the
+    /// group.
+    pub async fn run(self, shutdown: Shutdown) {
+        let Self {
+            consumer,
+            in_flight,
+            worker,
+            metrics,
+        } = self;
+        let group = worker.settings.group_id.clone();
+        let lag = tokio::spawn(crate::lag::sample_periodically(
+            Arc::clone(&consumer),
+            metrics,
+            shutdown.clone(),
+        ));
+        let poller = {
+            let consumer = Arc::clone(&consumer);
+            let worker = Arc::new(worker);
+            let shutdown = shutdown.clone();
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                crate::parallel::poll_until_stopped(consumer, in_flight, worker, shutdown, runtime);
+            })
+        };
+        if let Err(error) = poller.await {
+            tracing::error!(%error, group = %group, "the poll thread failed");
+        }
+        // The sampler stops on the same switch; once it is done this is the last
+        // handle, and closing the consumer (it leaves the group, a blocking call)
+        // happens here, off the async threads.
+        let _ = lag.await;
+        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        tracing::info!(group = %group, "consumer stopped");
+    }
+}
+
+impl<H: Handler> Worker<H> {
+    /// Handles one message to the end inside its `process` span: applied, recognised as
+    /// a copy, or dead-lettered; `None` if shutdown came during a retry. With
+    /// `permits`, holds one only while the handler runs, not while it waits to retry.
+    pub(crate) async fn apply(
+        &self,
+        message: &ReceivedMessage,
+        shutdown: &Shutdown,
+        permits: Option<&Semaphore>,
+    ) -> Option<Processed> {
         self.counters.consumed(&message.topic);
         // The CONSUMER span, child of the producer's span whose context the message
         // carries in its `traceparent` header: one trace from the HTTP request on
@@ -228,73 +359,29 @@ impl<H: Handler> MessageConsumer<H> {
             span.record("messaging.message.id", event_id);
         }
         let started = Instant::now();
-        if self.settings.offset_commit == OffsetCommit::BeforeEffect {
-            // The unsafe toggle: the group now believes this message is done.
-            let mut done = rdkafka::TopicPartitionList::new();
-            done.add_partition_offset(
-                &message.topic,
-                message.partition,
-                rdkafka::Offset::Offset(message.offset + 1),
-            )?;
-            self.consumer
-                .commit(&done, rdkafka::consumer::CommitMode::Sync)?;
-        }
-        let Some(outcome) = self
-            .process(&message, shutdown)
+        let outcome = self
+            .process(message, shutdown, permits)
             .instrument(span.clone())
-            .await
-        else {
-            return Ok(None);
-        };
+            .await?;
         outcome.record_on(&span);
         self.counters.finished(&outcome, started.elapsed());
-        // Crash point C2: the effect is committed, the offset is not. A restart
-        // re-delivers this message; the handler's inbox recognises it.
-        service_runtime::crash_point("C2");
-        // The offset is stored only now, after the effect (or the dead letter) is
-        // durable. Committing first would lose the message on a crash (at-most-once).
-        self.consumer
-            .store_offset(&message.topic, message.partition, message.offset)?;
-        Ok(Some(outcome))
-    }
-
-    /// Consumes until `shutdown`; on shutdown it finishes the message in hand, then
-    /// drops the consumer, which commits the stored offsets as it leaves the group.
-    pub async fn run(self, shutdown: Shutdown) {
-        let lag = tokio::spawn(crate::lag::sample_periodically(
-            Arc::clone(&self.consumer),
-            self.metrics.clone(),
-            shutdown.clone(),
-        ));
-        while !shutdown.is_triggered() {
-            // Not raced against `shutdown` here: `consume_once` watches it itself, at the
-            // points where stopping is safe (waiting for a message, between retries).
-            if let Err(error) = self.consume_once(Duration::from_secs(1), &shutdown).await {
-                tracing::warn!(%error, group = %self.settings.group_id, "consume failed");
-                tokio::select! {
-                    () = shutdown.wait() => {},
-                    () = tokio::time::sleep(Duration::from_millis(500)) => {},
-                }
-            }
-        }
-        if let Err(error) = self
-            .consumer
-            .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
-        {
-            // "No offset" is normal when nothing was consumed.
-            tracing::debug!(%error, "final offset commit");
-        }
-        // The sampler stops on the same switch; waiting for it means this task drops
-        // the last handle, so the consumer leaves its group here, not in the sampler.
-        let _ = lag.await;
-        tracing::info!(group = %self.settings.group_id, "consumer stopped");
+        Some(outcome)
     }
 
     /// Applies the message, retrying transient failures until success or shutdown;
     /// dead-letters permanent ones.
-    async fn process(&self, message: &ReceivedMessage, shutdown: &Shutdown) -> Option<Processed> {
+    async fn process(
+        &self,
+        message: &ReceivedMessage,
+        shutdown: &Shutdown,
+        permits: Option<&Semaphore>,
+    ) -> Option<Processed> {
         let mut attempt: u32 = 0;
         loop {
+            let permit = match permits {
+                Some(p) => Some(p.acquire().await.ok()?),
+                None => None,
+            };
             let result = match self.handler.handle(message).await {
                 Ok(Handled::Applied) => Ok(Processed::Applied {
                     topic: message.topic.clone(),
@@ -318,6 +405,8 @@ impl<H: Handler> MessageConsumer<H> {
                     }),
                 Err(transient @ HandleError::Transient(_)) => Err(transient.to_string()),
             };
+            // The wait below holds back this key only: other keys may use the permit.
+            drop(permit);
             match result {
                 Ok(outcome) => return Some(outcome),
                 Err(error) => {

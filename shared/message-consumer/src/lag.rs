@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::Offset;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use service_runtime::Shutdown;
 use telemetry::Metrics;
 use telemetry::metrics::names;
+
+use crate::hand_over::HandOver;
 
 /// How often the lag is sampled. Each sample asks the brokers for the watermarks of
 /// the assigned partitions: a few small requests.
@@ -25,7 +27,7 @@ const BROKER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Samples the lag until shutdown. The broker calls block, so they run on the
 /// blocking pool, never on the loop's own task.
 pub(crate) async fn sample_periodically(
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<BaseConsumer<HandOver>>,
     metrics: Metrics,
     shutdown: Shutdown,
 ) {
@@ -65,7 +67,7 @@ fn gauge(metrics: &Metrics, topic: &str, partition: i32) -> metrics::Gauge {
 /// consumer's own group machinery and stalled the loop beside it. A partition with no
 /// message consumed since it was assigned has no position yet and is not reported
 /// until its first message (an idle partition: nothing waits there).
-fn lag_once(consumer: &StreamConsumer) -> Vec<(String, i32, i64)> {
+fn lag_once(consumer: &BaseConsumer<HandOver>) -> Vec<(String, i32, i64)> {
     let Ok(positions) = consumer.position() else {
         return Vec::new();
     };

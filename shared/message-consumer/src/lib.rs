@@ -1,18 +1,21 @@
 //! The consume stage: an at-least-once consumer loop with retries and a dead-letter
 //! topic (docs/en/04-consume.md).
 //!
-//! For every message, in partition order:
+//! For every message, in key order (messages of different keys run in parallel, see
+//! [`parallel`](crate::parallel)):
 //! 1. the [`Handler`] applies it (idempotently: the inbox makes a redelivery harmless);
 //! 2. a **transient** error (database down, timeout) is retried with exponential
-//!    backoff and jitter, on the same message, without storing its offset — the
-//!    partition waits rather than skipping ahead (messages are handled one at a time,
-//!    so every partition of this member waits with it);
+//!    backoff and jitter, on the same message, without storing its offset — its key
+//!    waits rather than skipping ahead, other keys go on;
 //! 3. a **permanent** error (malformed, unknown schema, business rule) sends the message
 //!    to the dead-letter topic with the reason in headers, and the stream moves on;
-//! 4. only then is the offset stored for the next background commit.
+//! 4. only then is the offset stored for the next background commit — up to the first
+//!    unfinished message of the partition ([`offsets`](crate::offsets)).
 //!
 //! Crash point **C2** (after the effect, before the offset store/commit): the message
-//! comes again after a restart or rebalance, and the inbox suppresses it.
+//! comes again after a restart or rebalance, and the inbox suppresses it. Crash point
+//! **C3** (after the effect, an earlier message of the partition unfinished, so the
+//! offset is not yet contiguous): the same, for every finished message after the gap.
 //!
 //! Each message is handled inside a `process <topic>` CONSUMER span whose parent is
 //! read from the message's `traceparent` header, and counted into the service's
@@ -21,10 +24,16 @@
 
 mod consumer;
 mod counters;
+mod hand_over;
 mod lag;
 mod message;
+mod offsets;
+mod parallel;
 pub mod replay;
 
-pub use consumer::{ConsumerSettings, MessageConsumer, OffsetCommit, Processed};
+pub use consumer::{
+    ConsumerSettings, DEFAULT_CONCURRENCY, MessageConsumer, OffsetCommit, Processed,
+};
 pub use counters::{LoopCounters, LoopCounts};
+pub use hand_over::REVOKE_WAIT;
 pub use message::{DedupLayer, EventHeaders, HandleError, Handled, Handler, ReceivedMessage};

@@ -1,0 +1,65 @@
+//! Handing partitions over at a rebalance without losing or repeating work.
+//!
+//! When the group takes partitions away from this member, librdkafka calls the
+//! rebalance callback and then, because `enable.auto.commit=true`, commits the stored
+//! offsets of the removed partitions (`rd_kafka_assignment_serve_removals`). With
+//! messages still in flight, their offsets are not stored yet: the next owner would get
+//! them again. So before the partitions go, the callback waits — bounded — until the
+//! in-flight messages of exactly those partitions have finished and stored their
+//! offsets, then forgets the partitions.
+//!
+//! The callback is synchronous: rust-rdkafka runs it inside `poll()`, on the thread that
+//! polls. Waiting there for tokio tasks would deadlock if that thread were one of the
+//! runtime's workers (the tasks it waits for could be queued on it). So the loop polls on
+//! a thread of its own (`spawn_blocking`), and the callback waits on a condition
+//! variable that the handler tasks signal as they finish. A message that does not
+//! finish within [`REVOKE_WAIT`] (a transient failure being retried) is let go: its
+//! offset is not stored, the next owner handles it, and the inbox absorbs the copy if
+//! this member applies it after all.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+
+use crate::offsets::{InFlight, PartitionId};
+
+/// How long a revoke waits for the revoked partitions' messages in flight. Well inside
+/// `max.poll.interval.ms` (300 s): the member keeps its place in the group meanwhile.
+pub const REVOKE_WAIT: Duration = Duration::from_secs(10);
+
+/// The consumer's context: sees every rebalance.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct HandOver {
+    pub(crate) in_flight: Arc<InFlight>,
+}
+
+impl ClientContext for HandOver {}
+
+impl ConsumerContext for HandOver {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let revoked: Vec<PartitionId> = list
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let left = self.in_flight.wait_drained(&revoked, REVOKE_WAIT);
+        if left > 0 {
+            tracing::warn!(
+                left,
+                ?revoked,
+                "revoke: messages still in flight after {REVOKE_WAIT:?}; the next owner gets them again"
+            );
+        } else {
+            tracing::debug!(
+                ?revoked,
+                "revoke: in-flight messages finished, offsets stored"
+            );
+        }
+        self.in_flight.forget(&revoked);
+    }
+}

@@ -125,10 +125,11 @@ async fn attempt_once(
     cluster.node("kill", leader)?;
     cluster.node("kill", in_sync)?;
     let killed_at = Instant::now();
-    // What a reader of the metadata sees at first: the dead leader, not yet fenced.
-    let stale = current_leader(&bootstrap, &topic).await;
-    let stale_at = killed_at.elapsed().as_secs_f64();
     cluster.node("start", lagging)?;
+    // What a reader of the metadata sees once F1 answers: the old drill took this for
+    // the election. Before the fencing it is the dead leader.
+    let first_seen = current_leader(&bootstrap, &topic).await;
+    let first_seen_at = killed_at.elapsed().as_secs_f64();
     let mut notes = vec![Some(format!(
         "node {lagging} behind ({lagging_bytes} against {leader_bytes} log bytes)"
     ))];
@@ -139,8 +140,8 @@ async fn attempt_once(
         return Ok(Attempt::PremiseNotMet(why));
     }
     notes.push(Some(format!(
-        "{stale_at:.0}s after the kill the metadata named {} as leader; nodes {leader} and {in_sync} fenced after {:.0}s",
-        leader_name(stale),
+        "{first_seen_at:.0}s after the kill, node {lagging} back, the metadata named {} as leader; nodes {leader} and {in_sync} fenced after {:.0}s",
+        leader_name(first_seen),
         killed_at.elapsed().as_secs_f64()
     )));
 
@@ -249,7 +250,8 @@ async fn wait_until_fenced(bootstrap: &str, nodes: &[i32], within: Duration) -> 
 fn leader_name(leader: Option<i32>) -> String {
     match leader {
         Some(l) if l >= 0 => format!("node {l}"),
-        _ => "none (partition offline)".to_owned(),
+        Some(_) => "none (partition offline)".to_owned(),
+        None => "nobody (no metadata answer)".to_owned(),
     }
 }
 

@@ -35,6 +35,9 @@ pub struct InboxRecorder {
     pub group: String,
     /// Which group member handled a delivery (for the report).
     pub member: &'static str,
+    /// How long the effect takes inside its transaction (a slow provider): keeps
+    /// messages in flight long enough for a rebalance to find them there.
+    pub work: std::time::Duration,
 }
 
 impl Handler for InboxRecorder {
@@ -74,6 +77,7 @@ impl Handler for InboxRecorder {
         let Some(mut tx) = first else {
             return Ok(Handled::Duplicate(DedupLayer::Inbox));
         };
+        tokio::time::sleep(self.work).await;
         sqlx::query("INSERT INTO inbox_applied (seq, event_id) VALUES ($1, $2)")
             .bind(seq)
             .bind(event_id)

@@ -6,6 +6,7 @@
 mod commit_after_effect;
 mod dead_letters;
 mod inbox_recorder;
+mod parallel;
 mod rebalance;
 mod replay;
 mod retries;

@@ -19,6 +19,7 @@ fn start(fx: &Fixture, member: &'static str) -> StopHandle {
         pool: fx.pool.clone(),
         group: fx.group.clone(),
         member,
+        work: std::time::Duration::ZERO,
     };
     let consumer = MessageConsumer::new(fx.settings(), handler).expect("consumer");
     let shutdown = Shutdown::default();

@@ -37,6 +37,7 @@ async fn a_replayed_dead_letter_is_applied_once_and_a_second_replay_is_suppresse
             pool: fx.pool.clone(),
             group: fx.group.clone(),
             member: "A",
+            work: std::time::Duration::ZERO,
         },
     )
     .expect("consumer");

@@ -210,9 +210,13 @@ impl Fixture {
     /// Publishes a message with sequence number `seq`, keyed by it (so a multi-partition
     /// topic spreads them), and schema version `schema`; returns its event id.
     pub async fn publish_keyed(&self, seq: i64, schema: i64) -> Uuid {
+        self.publish_with_key(&seq.to_string(), seq, schema).await
+    }
+
+    /// Publishes a message with sequence number `seq` under `key`; returns its event id.
+    pub async fn publish_with_key(&self, key: &str, seq: i64, schema: i64) -> Uuid {
         let id = Uuid::new_v4();
         let payload = format!(r#"{{"schema_version":{schema},"seq":{seq}}}"#);
-        let key = seq.to_string();
         let id_text = id.to_string();
         let owned = OwnedHeaders::new()
             .insert(Header {
@@ -224,7 +228,7 @@ impl Fixture {
                 value: Some("Test"),
             });
         let record = FutureRecord::to(&self.topic)
-            .key(&key)
+            .key(key)
             .payload(&payload)
             .headers(owned);
         self.producer

@@ -313,13 +313,17 @@ impl<H: Handler> MessageConsumer<H> {
             metrics,
             shutdown.clone(),
         ));
+        let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _abandon_on_drop = crate::parallel::AbandonOnDrop(Arc::clone(&abandoned));
         let poller = {
             let consumer = Arc::clone(&consumer);
             let worker = Arc::new(worker);
             let shutdown = shutdown.clone();
             let runtime = tokio::runtime::Handle::current();
             tokio::task::spawn_blocking(move || {
-                crate::parallel::poll_until_stopped(consumer, in_flight, worker, shutdown, runtime);
+                crate::parallel::poll_until_stopped(
+                    consumer, in_flight, worker, shutdown, abandoned, runtime,
+                );
             })
         };
         if let Err(error) = poller.await {

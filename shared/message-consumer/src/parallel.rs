@@ -25,6 +25,7 @@
 //! - **Revoke**: [`crate::hand_over`] waits for the revoked partitions' messages.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -161,11 +162,16 @@ impl<H: Handler> Lanes<H> {
 /// The poll thread: receives, hands each message to its key, bounds what is in flight,
 /// and on shutdown lets the messages in flight finish and commits. Runs on a thread of
 /// its own (`spawn_blocking`), where the rebalance callback may block.
+///
+/// `abandoned` is set when the `run` future is dropped without a shutdown (its task
+/// aborted, the runtime going away): the thread then stops at once, as a crash would,
+/// rather than poll for a loop nobody awaits.
 pub(crate) fn poll_until_stopped<H: Handler>(
     consumer: Arc<BaseConsumer<HandOver>>,
     in_flight: Arc<InFlight>,
     worker: Arc<Worker<H>>,
     shutdown: Shutdown,
+    abandoned: Arc<AtomicBool>,
     runtime: tokio::runtime::Handle,
 ) {
     let concurrency = worker.settings.concurrency.max(1);
@@ -182,6 +188,9 @@ pub(crate) fn poll_until_stopped<H: Handler>(
     });
     let mut paused = false;
     while !shutdown.is_triggered() {
+        if abandoned.load(Ordering::Relaxed) {
+            return;
+        }
         paused = apply_back_pressure(&consumer, in_flight.total(), max_buffered, paused);
         let message = match consumer.poll(POLL_WAIT) {
             None => continue,
@@ -240,6 +249,16 @@ fn apply_back_pressure(
             tracing::warn!(%error, "resume");
         }
         false
+    }
+}
+
+/// Sets its flag when dropped: `run` holds one, so the poll thread learns that nobody
+/// awaits the loop any more.
+pub(crate) struct AbandonOnDrop(pub(crate) Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 

@@ -11,7 +11,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use service_runtime::Shutdown;
 use telemetry::Metrics;
 use telemetry::propagation;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tracing::{Instrument, Span};
 
 use crate::counters::LoopCounters;
@@ -341,12 +341,13 @@ impl<H: Handler> MessageConsumer<H> {
 impl<H: Handler> Worker<H> {
     /// Handles one message to the end inside its `process` span: applied, recognised as
     /// a copy, or dead-lettered; `None` if shutdown came during a retry. With
-    /// `permits`, holds one only while the handler runs, not while it waits to retry.
+    /// `permits` (the semaphore and the permit of the first attempt), holds a permit
+    /// only while the handler runs, not while it waits to retry.
     pub(crate) async fn apply(
         &self,
         message: &ReceivedMessage,
         shutdown: &Shutdown,
-        permits: Option<&Semaphore>,
+        permits: Option<(&Semaphore, SemaphorePermit<'_>)>,
     ) -> Option<Processed> {
         self.counters.consumed(&message.topic);
         // The CONSUMER span, child of the producer's span whose context the message
@@ -378,13 +379,18 @@ impl<H: Handler> Worker<H> {
         &self,
         message: &ReceivedMessage,
         shutdown: &Shutdown,
-        permits: Option<&Semaphore>,
+        permits: Option<(&Semaphore, SemaphorePermit<'_>)>,
     ) -> Option<Processed> {
+        let (semaphore, mut first) = match permits {
+            Some((s, p)) => (Some(s), Some(p)),
+            None => (None, None),
+        };
         let mut attempt: u32 = 0;
         loop {
-            let permit = match permits {
-                Some(p) => Some(p.acquire().await.ok()?),
-                None => None,
+            let permit = match (first.take(), semaphore) {
+                (Some(p), _) => Some(p),
+                (None, Some(s)) => Some(s.acquire().await.ok()?),
+                (None, None) => None,
             };
             let result = match self.handler.handle(message).await {
                 Ok(Handled::Applied) => Ok(Processed::Applied {

@@ -3,10 +3,10 @@
 //! When the group takes partitions away from this member, librdkafka calls the
 //! rebalance callback and then, because `enable.auto.commit=true`, commits the stored
 //! offsets of the removed partitions (`rd_kafka_assignment_serve_removals`). With
-//! messages still in flight, their offsets are not stored yet: the next owner would get
-//! them again. So before the partitions go, the callback waits — bounded — until the
-//! in-flight messages of exactly those partitions have finished and stored their
-//! offsets, then forgets the partitions.
+//! messages still in a handler, their offsets are not stored yet: the next owner would
+//! get them again. So before the partitions go, the callback stops their waiting
+//! messages from starting (the next owner gets those), waits — bounded — until the
+//! running ones have finished and stored their offsets, then forgets the partitions.
 //!
 //! The callback is synchronous: rust-rdkafka runs it inside `poll()`, on the thread that
 //! polls. Waiting there for tokio tasks would deadlock if that thread were one of the
@@ -47,7 +47,7 @@ impl ConsumerContext for HandOver {
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
-        let left = self.in_flight.wait_drained(&revoked, REVOKE_WAIT);
+        let left = self.in_flight.revoke(&revoked, REVOKE_WAIT);
         if left > 0 {
             tracing::warn!(
                 left,
@@ -60,6 +60,5 @@ impl ConsumerContext for HandOver {
                 "revoke: in-flight messages finished, offsets stored"
             );
         }
-        self.in_flight.forget(&revoked);
     }
 }

@@ -28,6 +28,11 @@ struct Partition {
     next: i64,
     /// The position last stored (the offset the next owner would start at).
     stored: i64,
+    /// Messages of the partition in a handler now (started, not yet finished or
+    /// left unfinished): what a revoke waits for.
+    running: usize,
+    /// Being revoked: nothing of it starts any more.
+    revoking: bool,
 }
 
 impl Partition {
@@ -65,18 +70,36 @@ impl InFlight {
                 unfinished: BTreeSet::new(),
                 next: offset,
                 stored: offset,
+                running: 0,
+                revoking: false,
             });
         p.unfinished.insert(offset);
         p.next = p.next.max(offset + 1);
     }
 
-    /// Whether `offset` is still waiting to be handled here. False once another
-    /// delivery of it finished, or once its partition was revoked and forgotten: then
-    /// the partition's next owner handles it.
-    pub(crate) fn is_unfinished(&self, topic: &str, partition: i32, offset: i64) -> bool {
-        self.lock()
-            .get(&(topic.to_owned(), partition))
-            .is_some_and(|p| p.unfinished.contains(&offset))
+    /// Whether a handler may start on `offset` now, and if so counts it as running.
+    pub(crate) fn start(&self, topic: &str, partition: i32, offset: i64) -> Start {
+        let mut partitions = self.lock();
+        match partitions.get_mut(&(topic.to_owned(), partition)) {
+            // Revoked (or being revoked) while it waited: the next owner handles it.
+            None => Start::Revoked,
+            Some(p) if p.revoking => Start::Revoked,
+            // Another delivery of the same offset finished first.
+            Some(p) if !p.unfinished.contains(&offset) => Start::AlreadyFinished,
+            Some(p) => {
+                p.running += 1;
+                Start::Go
+            }
+        }
+    }
+
+    /// A started message is left unfinished (shutdown during a retry): it no longer
+    /// runs, and its offset stays unstored.
+    pub(crate) fn leave_unfinished(&self, topic: &str, partition: i32) {
+        if let Some(p) = self.lock().get_mut(&(topic.to_owned(), partition)) {
+            p.running = p.running.saturating_sub(1);
+        }
+        self.finished.notify_all();
     }
 
     /// The message's effect (or its dead letter) is durable. When that moves the
@@ -98,6 +121,7 @@ impl InFlight {
             return false;
         };
         p.unfinished.remove(&offset);
+        p.running = p.running.saturating_sub(1);
         let position = p.contiguous_position();
         if position > p.stored {
             p.stored = position;
@@ -114,18 +138,42 @@ impl InFlight {
         self.lock().values().map(|p| p.unfinished.len()).sum()
     }
 
-    /// Waits until none of `partitions` has an unfinished message, at most `within`.
-    /// Blocks the calling thread: for the poll thread (the rebalance callback, the
-    /// shutdown), never for a runtime thread. Returns what was still unfinished.
-    pub(crate) fn wait_drained(&self, partitions: &[PartitionId], within: Duration) -> usize {
+    /// Hands `partitions` over: nothing of them starts any more, the messages running
+    /// there are waited for (at most `within`: they store their offsets as they
+    /// finish), then the partitions are forgotten. Blocks the calling thread: for the
+    /// poll thread (the rebalance callback), never for a runtime thread. Returns how
+    /// many were still running.
+    pub(crate) fn revoke(&self, partitions: &[PartitionId], within: Duration) -> usize {
+        {
+            let mut guard = self.lock();
+            for id in partitions {
+                if let Some(p) = guard.get_mut(id) {
+                    p.revoking = true;
+                }
+            }
+        }
+        let left = self.wait_idle(Some(partitions), within);
+        let mut guard = self.lock();
+        for id in partitions {
+            guard.remove(id);
+        }
+        left
+    }
+
+    /// Waits until no message of `partitions` (all, with `None`) is running, at most
+    /// `within`; returns how many still were. Blocks the calling thread.
+    pub(crate) fn wait_idle(&self, partitions: Option<&[PartitionId]>, within: Duration) -> usize {
         let deadline = Instant::now() + within;
         let mut guard = self.lock();
         loop {
-            let left: usize = partitions
-                .iter()
-                .filter_map(|id| guard.get(id))
-                .map(|p| p.unfinished.len())
-                .sum();
+            let left: usize = match partitions {
+                Some(ids) => ids
+                    .iter()
+                    .filter_map(|id| guard.get(id))
+                    .map(|p| p.running)
+                    .sum(),
+                None => guard.values().map(|p| p.running).sum(),
+            };
             let now = Instant::now();
             if left == 0 || now >= deadline {
                 return left;
@@ -137,19 +185,16 @@ impl InFlight {
                 .0;
         }
     }
+}
 
-    /// Every partition with something tracked.
-    pub(crate) fn partitions(&self) -> Vec<PartitionId> {
-        self.lock().keys().cloned().collect()
-    }
-
-    /// Drops the partitions (revoked): later finishes there store nothing.
-    pub(crate) fn forget(&self, partitions: &[PartitionId]) {
-        let mut guard = self.lock();
-        for id in partitions {
-            guard.remove(id);
-        }
-    }
+/// May a handler start on a message?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    Go,
+    /// Its partition was revoked: drop it, and the rest of its key (same partition).
+    Revoked,
+    /// A copy of it already finished: skip it, the key goes on.
+    AlreadyFinished,
 }
 
 #[cfg(test)]
@@ -191,17 +236,20 @@ mod tests {
     }
 
     #[test]
-    fn a_forgotten_partition_stores_nothing_and_a_drained_one_waits_for_nobody() {
+    fn a_revoked_partition_starts_nothing_stores_nothing_and_waits_only_for_what_runs() {
         let t = InFlight::default();
         t.receive("t", 0, 1);
+        t.receive("t", 0, 2);
         let id = ("t".to_owned(), 0);
+        assert_eq!(t.start("t", 0, 1), Start::Go);
+        // Offset 1 runs, offset 2 waits: the revoke waits for 1 only, and gives up at
+        // its bound.
         assert_eq!(
-            t.wait_drained(std::slice::from_ref(&id), Duration::from_millis(10)),
+            t.revoke(std::slice::from_ref(&id), Duration::from_millis(10)),
             1
         );
-        t.forget(std::slice::from_ref(&id));
+        assert_eq!(t.start("t", 0, 2), Start::Revoked);
         assert_eq!(finish(&t, 1), (false, None));
-        assert!(!t.is_unfinished("t", 0, 1));
-        assert_eq!(t.wait_drained(&[id], Duration::from_secs(5)), 0);
+        assert_eq!(t.wait_idle(None, Duration::from_secs(5)), 0);
     }
 }

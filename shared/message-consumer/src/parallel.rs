@@ -35,7 +35,7 @@ use tokio::sync::Semaphore;
 
 use crate::consumer::{OffsetCommit, Worker};
 use crate::hand_over::HandOver;
-use crate::offsets::InFlight;
+use crate::offsets::{InFlight, Start};
 use crate::{Handler, ReceivedMessage};
 
 /// How long a graceful stop waits for the messages in flight to finish (they stop
@@ -95,8 +95,9 @@ impl<H: Handler> Lanes<H> {
     }
 
     /// Handles the key's messages one by one until its queue is empty, or until one is
-    /// left unfinished by a shutdown: the messages behind it must not overtake it, so
-    /// they stay unfinished too and come again after the restart, in order.
+    /// left unfinished (a shutdown, a revoke): the messages behind it must not overtake
+    /// it, so they stay unfinished too and come again, in order, to whoever owns the
+    /// partition next.
     async fn run_key(self: Arc<Self>, key: OrderKey, first: ReceivedMessage) {
         let mut next = Some(first);
         while let Some(message) = next.take() {
@@ -105,8 +106,8 @@ impl<H: Handler> Lanes<H> {
                 .waiting
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if !finished || self.shutdown.is_triggered() {
-                // Stopping: start nothing new. Whatever waits here keeps its offset
+            if !finished {
+                // Start nothing more of this key: what waits here keeps its offset
                 // unstored.
                 waiting.remove(&key);
                 return;
@@ -121,24 +122,34 @@ impl<H: Handler> Lanes<H> {
         }
     }
 
-    /// Handles one message and stores what became contiguous. `false`: left
-    /// unfinished (shutdown during a retry).
+    /// Waits for a handler slot, handles one message and stores what became
+    /// contiguous. `false`: left unfinished (not started because of a shutdown or a
+    /// revoke, or a shutdown during its retries).
     async fn handle_one(&self, message: &ReceivedMessage) -> bool {
         let (topic, partition, offset) = (&message.topic, message.partition, message.offset);
-        // Revoked while it waited behind its key (or already finished by another
-        // delivery): the partition's next owner handles it.
-        if !self.in_flight.is_unfinished(topic, partition, offset) {
-            return true;
-        }
-        let Some(_outcome) = self
-            .worker
-            .apply(message, &self.shutdown, Some(&self.permits))
-            .await
-        else {
-            // Shutdown during a retry: left unfinished, so its offset is never stored
-            // and it comes again.
+        let Ok(permit) = self.permits.acquire().await else {
             return false;
         };
+        // Starting is decided now, with a slot in hand: a message that waited while its
+        // partition was revoked (or the service began to stop) does not start at all.
+        if self.shutdown.is_triggered() {
+            return false;
+        }
+        match self.in_flight.start(topic, partition, offset) {
+            Start::Go => {}
+            Start::Revoked => return false,
+            Start::AlreadyFinished => return true,
+        }
+        let outcome = self
+            .worker
+            .apply(message, &self.shutdown, Some((&self.permits, permit)))
+            .await;
+        if outcome.is_none() {
+            // Shutdown during a retry: left unfinished, so its offset is never stored
+            // and it comes again.
+            self.in_flight.leave_unfinished(topic, partition);
+            return false;
+        }
         // Crash point C2: the effect is committed, the offset not stored yet.
         service_runtime::crash_point("C2");
         let consumer = &self.consumer;
@@ -209,7 +220,7 @@ pub(crate) fn poll_until_stopped<H: Handler>(
     }
     // Stop taking work, finish what is in flight (handlers stop retrying on the same
     // switch), then commit the stored offsets.
-    let left = in_flight.wait_drained(&in_flight.partitions(), SHUTDOWN_WAIT);
+    let left = in_flight.wait_idle(None, SHUTDOWN_WAIT);
     if left > 0 {
         tracing::info!(
             left,

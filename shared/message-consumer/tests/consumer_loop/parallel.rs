@@ -179,7 +179,17 @@ async fn a_revoke_waits_for_the_messages_in_flight_and_hands_over_their_offsets(
 
     let t = tally(&fx.pool, &fx.group).await;
     let by_member = deliveries_by_member(&fx.pool).await;
-    let report = format!("{t:?}, deliveries by member {by_member:?}");
+    let twice: Vec<(String, i32, i64)> = sqlx::query_as(
+        "SELECT string_agg(member, '+' ORDER BY id), kafka_partition, kafka_offset
+         FROM deliveries GROUP BY kafka_partition, kafka_offset HAVING count(*) > 1
+         ORDER BY 2, 3",
+    )
+    .fetch_all(&fx.pool)
+    .await
+    .expect("deliveries twice");
+    let report = format!(
+        "{t:?}, deliveries by member {by_member:?}, delivered twice (members, partition, offset): {twice:?}"
+    );
     eprintln!("revoke with messages in flight: {report}");
     assert!(
         by_member.iter().any(|(m, n)| m == "B" && *n > 0),

@@ -33,7 +33,7 @@ pub use failed::{FailedRow, failed_rows, retry_failed};
 pub use gauges::OutboxGauges;
 pub use housekeeping::purge_sent_once;
 pub use message::{OutboxMessage, enqueue};
-pub use relay::{ClaimStrategy, Relay, RelayConfig, RelayError, RelayReport};
+pub use relay::{ClaimStrategy, Relay, RelayConfig, RelayError, RelayMode, RelayReport};
 
 /// The outbox table and its notify trigger. Services run it with their own migrations
 /// (see `service_runtime::connect_and_migrate`).

@@ -8,7 +8,10 @@
 //!
 //! Per-key order: a row is claimable only when no earlier row with the same key is
 //! still unsent. Each key's events therefore go out one after another, even with
-//! several relays, while different keys go out in parallel.
+//! several relays, while different keys go out in parallel. The streaming relay leans
+//! on it too: a row in flight (claimed, sent, ack not yet marked) is still `SENDING`,
+//! so its key's next row waits until the ack is marked, and a key never has two rows
+//! in flight, in one relay or across several.
 //!
 //! `FAILED` rows (sends that failed `RELAY_MAX_ATTEMPTS` times, see `mark.rs`) are never
 //! claimed, but they still count as unsent in the per-key check: **a FAILED row blocks
@@ -70,9 +73,12 @@ pub struct ClaimedRow {
     pub tracestate: Option<String>,
 }
 
+/// Claims up to `limit` rows (the wave's batch, or the streaming relay's free room in
+/// flight), oldest first, and returns them in `seq` order.
 pub(super) async fn claim(
     pool: &PgPool,
     config: &RelayConfig,
+    limit: i64,
 ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
     let lease_secs = config.lease.as_secs_f64();
     let mut rows = match config.strategy {
@@ -96,14 +102,14 @@ pub(super) async fn claim(
                      FROM next WHERE o.id = next.id
                    RETURNING o.id, o.seq, o.topic, o.message_key, o.event_type, o.payload,
                              o.headers, o.attempts, o.version, o.traceparent, o.tracestate"#,
-                config.batch_size,
+                limit,
                 config.relay_id,
                 lease_secs,
             )
             .fetch_all(pool)
             .await?
         }
-        ClaimStrategy::OptimisticLock => claim_optimistic(pool, config, lease_secs).await?,
+        ClaimStrategy::OptimisticLock => claim_optimistic(pool, config, limit, lease_secs).await?,
     };
     rows.sort_by_key(|r| r.seq);
     Ok(rows)
@@ -112,6 +118,7 @@ pub(super) async fn claim(
 async fn claim_optimistic(
     pool: &PgPool,
     config: &RelayConfig,
+    limit: i64,
     lease_secs: f64,
 ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
     let candidates = sqlx::query!(
@@ -122,7 +129,7 @@ async fn claim_optimistic(
                                AND e.state <> 'SENT' AND e.seq < o.seq)
            ORDER BY o.seq
            LIMIT $1"#,
-        config.batch_size,
+        limit,
     )
     .fetch_all(pool)
     .await?;

@@ -109,13 +109,14 @@ pub(super) fn enqueue(producer: &FutureProducer, row: &ClaimedRow) -> Result<Sen
     let started = Instant::now();
     // No waiting for room: when the producer's buffer is full, fail this send now and
     // let the row be retried later, instead of blocking the relay (the note: fail fast).
-    match span.in_scope(|| producer.send_result(record)) {
+    let enqueued = span.in_scope(|| producer.send_result(record).map_err(|(error, _)| error));
+    match enqueued {
         Ok(delivery) => Ok(Sent {
             delivery,
             span,
             started,
         }),
-        Err((error, _record)) => {
+        Err(error) => {
             let error = error.to_string();
             telemetry::spans::record_error(&span, &error);
             Err(error)

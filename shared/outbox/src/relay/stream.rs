@@ -32,8 +32,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
-use futures::{Future, FutureExt};
 use rdkafka::producer::future_producer::Delivery;
 use service_runtime::Shutdown;
 use tokio::sync::{Semaphore, mpsc};
@@ -235,13 +235,7 @@ impl Relay {
 }
 
 /// Waits for one row's delivery report.
-fn delivery_report(
-    row: ClaimedRow,
-    sent: Sent,
-    metrics: RelayMetrics,
-) -> impl Future<Output = Settled> {
-    async move {
-        let report = sent.acked(&metrics).await;
-        (row, report)
-    }
+async fn delivery_report(row: ClaimedRow, sent: Sent, metrics: RelayMetrics) -> Settled {
+    let report = sent.acked(&metrics).await;
+    (row, report)
 }

@@ -39,11 +39,12 @@ pub struct RelayConfig {
     pub mode: RelayMode,
     /// Rows claimed per pass (wave mode) or per claim (stream mode).
     pub batch_size: i64,
-    /// Passes in flight at most in wave mode (`RELAY_CONCURRENCY`, at least 1): the
-    /// lanes of [`super::Relay::run`]. One pass waits for every ack of its batch before
-    /// it marks the batch sent; while a backlog lasts, other lanes claim and send the
-    /// next batches meanwhile. Per-key order still holds: a key whose earlier event is
-    /// claimed by another pass and not yet marked sent is not claimed (`claim.rs`).
+    /// `RELAY_CONCURRENCY`, at least 1. Wave mode: passes in flight at most, the lanes
+    /// of [`super::Relay::run`]. One pass waits for every ack of its batch before it
+    /// marks the batch sent; while a backlog lasts, other lanes claim and send the next
+    /// batches meanwhile. Stream mode: claims in flight at most, and as many marks.
+    /// Per-key order still holds: a key whose earlier event is claimed by another pass
+    /// (or claim) and not yet marked sent is not claimed (`claim.rs`).
     pub concurrency: usize,
     /// Rows claimed and not yet settled (acked and marked, or released) at most, in
     /// stream mode (`RELAY_MAX_IN_FLIGHT`, at least 1). It bounds what a crash re-sends

@@ -5,12 +5,19 @@
 //! the producer idles through every `acks=all` round trip. Here two tasks share the
 //! work instead:
 //!
-//! - the **claimer** claims rows, hands them to the producer's queue and claims again
-//!   at once, as long as there is room in flight;
+//! - the **claimers** claim rows, hand them to the producer's queue and claim again at
+//!   once, as long as there is room in flight;
 //! - the **settler** receives each row's delivery report as it arrives (the producer's
 //!   delivery callback, through its future) and marks the acked rows `SENT`, all the
 //!   acks that are in at that moment in one statement; failed sends are released for
 //!   retry as in the wave mode (`mark::release_for_retry`).
+//!
+//! **Statements in flight.** Claims and marks are database round trips of their own,
+//! and past a few thousand rows a second they, not the broker, set the pace. So up to
+//! `RELAY_CONCURRENCY` claims and as many marks run at a time. The claimers take turns
+//! as the wave's lanes do: the **lead** claimer answers notifications, marks and the
+//! poll timer; a **helper** wakes only when a claim comes back full (a backlog) and
+//! sleeps again after one that is not, so that a trickle is not split into tiny claims.
 //!
 //! **The bound.** A row takes a slot of `RELAY_MAX_IN_FLIGHT` when it is claimed and
 //! gives it back when it is settled (marked, or released). The bound caps what the
@@ -48,7 +55,7 @@ type Handed = (ClaimedRow, Result<Sent, String>);
 type Settled = (ClaimedRow, Result<Delivery, String>);
 
 impl Relay {
-    /// Starts the streaming relay's claimer and settler on `tasks`.
+    /// Starts the streaming relay's claimers and settler on `tasks`.
     pub(super) fn spawn_stream(
         &self,
         tasks: &mut tokio::task::JoinSet<()>,
@@ -58,29 +65,75 @@ impl Relay {
         let room = Arc::new(Semaphore::new(self.config.max_in_flight));
         // Unbounded, yet never longer than `max_in_flight`: a row enters only with a slot.
         let (handed, to_settle) = mpsc::unbounded_channel();
-        tasks.spawn(
-            self.clone()
-                .claimer(handed, room.clone(), signals.clone(), shutdown.clone()),
-        );
+        tasks.spawn(self.clone().lead_claimer(
+            handed.clone(),
+            room.clone(),
+            signals.clone(),
+            shutdown.clone(),
+        ));
+        for lane in 1..self.config.concurrency {
+            tasks.spawn(self.clone().helper_claimer(
+                lane,
+                handed.clone(),
+                room.clone(),
+                signals.clone(),
+                shutdown.clone(),
+            ));
+        }
         tasks.spawn(self.clone().settler(to_settle, room, signals.clone()));
     }
 
-    /// Claims while there is room in flight and rows to claim, and hands each claimed
-    /// row to the producer without waiting for its ack. Stops at `shutdown`; dropping
-    /// `handed` then tells the settler that nothing more is coming.
-    async fn claimer(
+    /// The rows one claim asks for: a whole batch of slots (or all of them, if fewer),
+    /// so that under a backlog the claims stay well filled instead of one per settled
+    /// row.
+    fn claim_size(&self) -> u32 {
+        let max_in_flight = u32::try_from(self.config.max_in_flight).unwrap_or(u32::MAX);
+        u32::try_from(self.config.batch_size)
+            .unwrap_or(u32::MAX)
+            .min(max_in_flight)
+    }
+
+    /// Waits for room, claims and hands the rows over. A full claim wakes a helper
+    /// claimer: more rows are waiting. `None` at shutdown; otherwise whether the claim
+    /// came back full.
+    async fn claim_and_hand_over(
+        &self,
+        handed: &mpsc::UnboundedSender<Handed>,
+        room: &Arc<Semaphore>,
+        signals: &Signals,
+        shutdown: &Shutdown,
+    ) -> Option<Result<bool, sqlx::Error>> {
+        let size = self.claim_size();
+        let slots = tokio::select! {
+            () = shutdown.wait() => return None,
+            slots = room.clone().acquire_many_owned(size) => slots.ok()?,
+        };
+        let rows = match claim::claim(&self.pool, &self.config, i64::from(size)).await {
+            Ok(rows) => rows,
+            Err(error) => return Some(Err(error)),
+        };
+        let full = rows.len() == size as usize;
+        if full {
+            signals.backlog.notify_one();
+        }
+        // Each claimed row keeps its slot until the settler gives it back; the unused
+        // slots go back now.
+        slots.forget();
+        room.add_permits(size as usize - rows.len());
+        self.hand_over(rows, handed);
+        Some(Ok(full))
+    }
+
+    /// The lead claimer: claims back to back while they come back full, and otherwise
+    /// waits for a wake-up (a new row, a mark, the poll timer) and the linger. Stops at
+    /// `shutdown`; dropping `handed` tells the settler one claimer fewer is running.
+    async fn lead_claimer(
         self,
         handed: mpsc::UnboundedSender<Handed>,
         room: Arc<Semaphore>,
         signals: Arc<Signals>,
         shutdown: Shutdown,
     ) {
-        // A claim asks for a whole batch of slots (or all of them, if fewer): under a
-        // backlog the claims stay well filled instead of one per settled row.
-        let max_in_flight = u32::try_from(self.config.max_in_flight).unwrap_or(u32::MAX);
-        let batch = u32::try_from(self.config.batch_size)
-            .unwrap_or(u32::MAX)
-            .min(max_in_flight);
         let mut failures: u32 = 0;
         let mut last_claim: Option<tokio::time::Instant> = None;
         let mut full = false;
@@ -95,29 +148,21 @@ impl Relay {
                     () = tokio::time::sleep_until(at + self.config.linger) => {},
                 }
             }
-            let slots = tokio::select! {
-                () = shutdown.wait() => break,
-                slots = room.clone().acquire_many_owned(batch) => match slots {
-                    Ok(slots) => slots,
-                    Err(_closed) => break,
-                },
-            };
             last_claim = Some(tokio::time::Instant::now());
-            let wait = match claim::claim(&self.pool, &self.config, i64::from(batch)).await {
-                Ok(rows) => {
-                    failures = 0;
-                    full = rows.len() == batch as usize;
-                    // Each claimed row keeps its slot until the settler gives it back;
-                    // the unused slots go back now.
-                    slots.forget();
-                    room.add_permits(batch as usize - rows.len());
-                    self.hand_over(rows, &handed);
-                    if full {
-                        continue;
-                    }
+            let wait = match self
+                .claim_and_hand_over(&handed, &room, &signals, &shutdown)
+                .await
+            {
+                None => break,
+                Some(Ok(true)) => {
+                    (failures, full) = (0, true);
+                    continue;
+                }
+                Some(Ok(false)) => {
+                    (failures, full) = (0, false);
                     self.config.poll_interval
                 }
-                Err(error) => {
+                Some(Err(error)) => {
                     full = false;
                     failures = failures.saturating_add(1);
                     tracing::warn!(%error, failures, "relay claim failed");
@@ -131,6 +176,38 @@ impl Relay {
                 () = signals.new_rows.notified(), if failures == 0 => {},
                 // A mark may have made a key's next row claimable.
                 () = signals.settled.notified(), if failures == 0 => {},
+            }
+        }
+    }
+
+    /// A helper claimer: asleep until a full claim wakes it, then claims while they come
+    /// back full. A failure sends it back to sleep; the lead keeps the backoff.
+    async fn helper_claimer(
+        self,
+        lane: usize,
+        handed: mpsc::UnboundedSender<Handed>,
+        room: Arc<Semaphore>,
+        signals: Arc<Signals>,
+        shutdown: Shutdown,
+    ) {
+        loop {
+            tokio::select! {
+                () = shutdown.wait() => return,
+                () = signals.backlog.notified() => {},
+            }
+            loop {
+                match self
+                    .claim_and_hand_over(&handed, &room, &signals, &shutdown)
+                    .await
+                {
+                    None => return,
+                    Some(Ok(true)) => {}
+                    Some(Ok(false)) => break,
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, lane, "relay claim failed");
+                        break;
+                    }
+                }
             }
         }
     }
@@ -151,8 +228,9 @@ impl Relay {
     }
 
     /// Collects delivery reports as they arrive and settles them in batches: every
-    /// report that is in when one arrives is settled with it. Ends when the claimer is
-    /// gone and every row it handed over is settled.
+    /// report that is in when a mark can start goes into that mark, and up to
+    /// `RELAY_CONCURRENCY` marks run at a time. Ends when every claimer is gone and
+    /// every row they handed over is settled.
     async fn settler(
         self,
         mut to_settle: mpsc::UnboundedReceiver<Handed>,
@@ -160,36 +238,43 @@ impl Relay {
         signals: Arc<Signals>,
     ) {
         let mut awaiting = FuturesUnordered::new();
-        let mut claimer_running = true;
+        let mut marking = FuturesUnordered::new();
+        let mut ready: Vec<Settled> = Vec::new();
+        let mut claimers_running = true;
         loop {
-            let first = tokio::select! {
+            tokio::select! {
                 // New rows first: their reports cannot arrive before they are awaited.
                 biased;
-                handed = to_settle.recv(), if claimer_running => match handed {
+                handed = to_settle.recv(), if claimers_running => match handed {
                     Some((row, Ok(sent))) => {
                         awaiting.push(delivery_report(row, sent, self.metrics.clone()));
-                        continue;
                     }
                     // Refused by the producer at once: settled like a failed delivery.
-                    Some((row, Err(error))) => (row, Err(error)),
-                    None => {
-                        claimer_running = false;
-                        continue;
-                    }
+                    Some((row, Err(error))) => ready.push((row, Err(error))),
+                    None => claimers_running = false,
                 },
-                Some(settled) = awaiting.next(), if !awaiting.is_empty() => settled,
+                Some(settled) = marking.next(), if !marking.is_empty() => {
+                    // Slots back, and a wake-up: room to claim, and the next rows of
+                    // these keys are claimable now.
+                    room.add_permits(settled);
+                    signals.settled.notify_one();
+                }
+                Some(settled) = awaiting.next(), if !awaiting.is_empty() => {
+                    ready.push(settled);
+                    while let Some(Some(settled)) = awaiting.next().now_or_never() {
+                        ready.push(settled);
+                    }
+                }
                 else => break,
-            };
-            let mut batch = vec![first];
-            while let Some(Some(settled)) = awaiting.next().now_or_never() {
-                batch.push(settled);
             }
-            let settled = batch.len();
-            self.settle(batch).await;
-            // Slots back, and a wake-up: room to claim, and the next rows of these keys
-            // are claimable now.
-            room.add_permits(settled);
-            signals.settled.notify_one();
+            if !ready.is_empty() && marking.len() < self.config.concurrency {
+                let batch = std::mem::take(&mut ready);
+                marking.push(async {
+                    let settled = batch.len();
+                    self.settle(batch).await;
+                    settled
+                });
+            }
         }
     }
 

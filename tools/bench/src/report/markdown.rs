@@ -162,13 +162,10 @@ pub fn render(r: &Results) -> String {
         let (one, wave) = (relay.single_request_ms, relay.wave_ack_ms);
         let _ = writeln!(
             s,
-            "## The ack wait of a wave, measured
-
-             | what | p50 ms | p99 ms | max ms | samples |
-|---|---|---|---|---|
-             | one `acks=all` produce request (one record, linger 0, awaited before the next) | {:.1} | {:.1} | {:.1} | {} |
-             | a raw wave of {} records (linger 5 ms), sent → last ack | {:.1} | {:.1} | {:.1} | {} |
-",
+            "## The ack wait of a wave, measured\n\n\
+             | what | p50 ms | p99 ms | max ms | samples |\n|---|---|---|---|---|\n\
+             | one `acks=all` produce request (one record, linger 0, awaited before the next) | {:.1} | {:.1} | {:.1} | {} |\n\
+             | a raw wave of {} records (linger 5 ms), sent → last ack | {:.1} | {:.1} | {:.1} | {} |\n",
             one.p50,
             one.p99,
             one.max,

@@ -85,39 +85,36 @@ pub(super) async fn claim(
         ClaimStrategy::SkipLocked => {
             sqlx::query_as!(
                 ClaimedRow,
-                r#"WITH candidates AS (
+                r#"WITH pending AS (
                        -- Rows waiting for a send, oldest first (`outbox_pending_idx`):
-                       -- the rows in flight are SENDING, so this list does not hold
-                       -- them and a claim never walks past them. Twice the batch, so
-                       -- that a claim running beside another still finds rows the
-                       -- other has not locked.
-                       (SELECT p.id, p.seq FROM outbox p
-                         WHERE p.state = 'PENDING' AND p.available_at <= now()
-                           -- FAILED counts as unsent here: it holds its key back.
-                           AND NOT EXISTS (SELECT 1 FROM outbox e
-                                           WHERE e.message_key = p.message_key
-                                             AND e.state <> 'SENT' AND e.seq < p.seq)
-                         ORDER BY p.seq
-                         LIMIT 2 * $1::bigint)
-                       UNION ALL
+                       -- the rows in flight are SENDING, so this index does not hold
+                       -- them and a claim never walks past them.
+                       SELECT p.id, p.seq FROM outbox p
+                       WHERE p.state = 'PENDING' AND p.available_at <= now()
+                         -- FAILED counts as unsent here: it holds its key back.
+                         AND NOT EXISTS (SELECT 1 FROM outbox e
+                                         WHERE e.message_key = p.message_key
+                                           AND e.state <> 'SENT' AND e.seq < p.seq)
+                       ORDER BY p.seq
+                       LIMIT $1
+                       FOR UPDATE SKIP LOCKED),
+                   expired AS (
                        -- Claims whose lease ran out (`outbox_lease_idx`): a relay died
                        -- holding them (crash points R1, R2, R3).
-                       (SELECT s.id, s.seq FROM outbox s
-                         WHERE s.state = 'SENDING' AND s.available_at <= now()
-                           AND NOT EXISTS (SELECT 1 FROM outbox e
-                                           WHERE e.message_key = s.message_key
-                                             AND e.state <> 'SENT' AND e.seq < s.seq)
-                         ORDER BY s.available_at
-                         LIMIT $1)),
-                   next AS (
-                       -- Locked in `seq` order; a row another relay has just claimed
-                       -- is skipped (locked), or fails the re-check once its claim
-                       -- committed (SENDING, its lease in the future).
-                       SELECT o.id FROM outbox o JOIN candidates c ON c.id = o.id
-                       WHERE o.state IN ('PENDING', 'SENDING') AND o.available_at <= now()
-                       ORDER BY c.seq
+                       SELECT s.id, s.seq FROM outbox s
+                       WHERE s.state = 'SENDING' AND s.available_at <= now()
+                         AND NOT EXISTS (SELECT 1 FROM outbox e
+                                         WHERE e.message_key = s.message_key
+                                           AND e.state <> 'SENT' AND e.seq < s.seq)
+                       ORDER BY s.available_at
                        LIMIT $1
-                       FOR UPDATE OF o SKIP LOCKED)
+                       FOR UPDATE SKIP LOCKED),
+                   -- The oldest of both lists. A row locked here and not taken stays
+                   -- as it was, unlocked when this statement commits.
+                   next AS (
+                       SELECT c.id FROM (SELECT * FROM pending UNION ALL SELECT * FROM expired) c
+                       ORDER BY c.seq
+                       LIMIT $1)
                    UPDATE outbox o
                       SET state = 'SENDING', claimed_by = $2, attempts = o.attempts + 1,
                           version = o.version + 1,

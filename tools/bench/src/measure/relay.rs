@@ -37,7 +37,7 @@ use crate::stats::Percentiles;
 use crate::{Settings, progress, stack};
 
 /// The bounds of rows in flight the streaming relay is also measured with.
-const IN_FLIGHT_SWEEP: [usize; 3] = [200, 1_000, 2_000];
+const IN_FLIGHT_SWEEP: [usize; 3] = [200, 1_000, 5_000];
 /// Produce requests timed one at a time for the `acks=all` latency.
 const SINGLE_REQUESTS: usize = 300;
 

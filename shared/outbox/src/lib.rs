@@ -5,14 +5,20 @@
 //!    transaction*: the event exists if and only if the business change committed.
 //! 2. The [`Relay`] claims unsent rows (an intermediate `SENDING` state with a lease,
 //!    by `SKIP LOCKED` or by optimistic lock), publishes them with the reliable producer,
-//!    waits for the broker's acknowledgement, and only then marks them `SENT`.
+//!    waits for the broker's acknowledgement, and only then marks them `SENT`: each row
+//!    as its ack arrives while later claims flow (`RELAY_MODE=stream`, the default), or
+//!    a whole wave once every ack of it is in (`RELAY_MODE=wave`).
 //!
 //! Crash points (the failure matrix in docs/en/01-overview.md):
 //! - **R1** after the claim, before the send: nothing was published; the lease runs out
 //!   and another pass claims the row again. Nothing is lost.
-//! - **R2** after the send, before mark-sent: the event is in Kafka but the row still
-//!   says `SENDING`; after the lease it is sent again. A duplicate, never a loss — the
-//!   consumer's dedup on the event id absorbs it.
+//! - **R2** (wave mode) after the send, before mark-sent: the event is in Kafka but the
+//!   row still says `SENDING`; after the lease it is sent again. A duplicate, never a
+//!   loss — the consumer's dedup on the event id absorbs it.
+//! - **R3** (stream mode) an ack in hand, not yet marked, with other rows in flight
+//!   behind it: as R2 for the acked rows; the rows sent and not yet acked may be in
+//!   Kafka or not, and are sent again after the lease. Duplicates, never a loss, and
+//!   each key still in order.
 //!
 //! When sends keep failing, the relay gives a row up after `RELAY_MAX_ATTEMPTS`: state
 //! `FAILED`, never `SENT`, its key held back until an operator runs [`retry_failed`].
@@ -33,7 +39,7 @@ pub use failed::{FailedRow, failed_rows, retry_failed};
 pub use gauges::OutboxGauges;
 pub use housekeeping::purge_sent_once;
 pub use message::{OutboxMessage, enqueue};
-pub use relay::{ClaimStrategy, Relay, RelayConfig, RelayError, RelayReport};
+pub use relay::{ClaimStrategy, Relay, RelayConfig, RelayError, RelayMode, RelayReport};
 
 /// The outbox table and its notify trigger. Services run it with their own migrations
 /// (see `service_runtime::connect_and_migrate`).

@@ -1,13 +1,13 @@
-//! The relay against the real cluster: per-key order with two relays (each with one
-//! pass in flight, and with several), and the lease that returns a crashed relay's rows
-//! (crash point R1).
+//! The relay against the real cluster: per-key order with two relays (in waves with one
+//! pass in flight and with several, and streaming with several claims in flight), and
+//! the lease that returns a crashed relay's rows (crash point R1).
 
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use outbox::{ClaimStrategy, Relay};
+use outbox::{ClaimStrategy, Relay, RelayMode};
 use serde_json::json;
 use service_runtime::Shutdown;
 use test_support::{create_unique_topic, eventually};
@@ -15,23 +15,47 @@ use test_support::{create_unique_topic, eventually};
 const KEYS: usize = 4;
 const EVENTS_PER_KEY: usize = 30;
 
-async fn two_relays_keep_each_keys_order(strategy: ClaimStrategy, concurrency: usize) {
+/// How each relay of the per-key order test runs.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// `concurrency` passes in flight at most.
+    Waves { concurrency: usize },
+    /// At most `max_in_flight` rows claimed and not yet acked: with batches of 7,
+    /// several claims in flight.
+    Stream { max_in_flight: usize },
+}
+
+async fn two_relays_keep_each_keys_order(strategy: ClaimStrategy, mode: Mode) {
     let (db, pool) = common::migrated_db().await;
     let topic = create_unique_topic("per-key-order", 6, 3).await;
-    // Each relay holds a connection for LISTEN; the lanes share the rest.
+    // Each relay holds a connection for LISTEN; the lanes (or the claimer and the
+    // settler) share the rest.
+    let lanes = match mode {
+        Mode::Waves { concurrency } => concurrency,
+        Mode::Stream { .. } => 2,
+    };
     let relay_pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2 + 2 * u32::try_from(concurrency).expect("lanes"))
+        .max_connections(2 + 2 * u32::try_from(lanes).expect("lanes"))
         .connect(&db.url)
         .await
         .expect("relay pool");
 
-    // Two relays, small batches, `concurrency` passes in flight each, running while the
-    // events are written.
+    // Two relays, small batches, several in flight each, running while the events are
+    // written.
     let stop = Shutdown::default();
     let mut relays = Vec::new();
     for id in ["relay-a", "relay-b"] {
         let mut config = common::relay_config(id, strategy, 7, Duration::from_secs(30));
-        config.concurrency = concurrency;
+        match mode {
+            Mode::Waves { concurrency } => {
+                config.mode = RelayMode::Wave;
+                config.concurrency = concurrency;
+            }
+            Mode::Stream { max_in_flight } => {
+                config.mode = RelayMode::Stream;
+                config.max_in_flight = max_in_flight;
+            }
+        }
         let relay = Relay::new(relay_pool.clone(), common::producer(), config);
         relays.push(tokio::spawn(relay.run(stop.clone())));
     }
@@ -63,7 +87,7 @@ async fn two_relays_keep_each_keys_order(strategy: ClaimStrategy, concurrency: u
             .fetch_all(&pool)
             .await
             .expect("rows per relay");
-    eprintln!("{strategy:?}, {concurrency} lanes: rows sent per relay: {per_relay:?}");
+    eprintln!("{strategy:?}, {mode:?}: rows sent per relay: {per_relay:?}");
 
     let received = common::read_topic(&topic).await;
     let mut per_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
@@ -93,22 +117,50 @@ async fn two_relays_keep_each_keys_order(strategy: ClaimStrategy, concurrency: u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_relays_keep_each_keys_order_with_skip_locked() {
-    two_relays_keep_each_keys_order(ClaimStrategy::SkipLocked, 1).await;
+    two_relays_keep_each_keys_order(ClaimStrategy::SkipLocked, Mode::Waves { concurrency: 1 })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_relays_with_four_passes_in_flight_keep_each_keys_order_with_skip_locked() {
-    two_relays_keep_each_keys_order(ClaimStrategy::SkipLocked, 4).await;
+    two_relays_keep_each_keys_order(ClaimStrategy::SkipLocked, Mode::Waves { concurrency: 4 })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_streaming_relays_keep_each_keys_order_with_skip_locked() {
+    two_relays_keep_each_keys_order(
+        ClaimStrategy::SkipLocked,
+        Mode::Stream { max_in_flight: 21 },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_relays_keep_each_keys_order_with_optimistic_lock() {
-    two_relays_keep_each_keys_order(ClaimStrategy::OptimisticLock, 1).await;
+    two_relays_keep_each_keys_order(
+        ClaimStrategy::OptimisticLock,
+        Mode::Waves { concurrency: 1 },
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_relays_with_four_passes_in_flight_keep_each_keys_order_with_optimistic_lock() {
-    two_relays_keep_each_keys_order(ClaimStrategy::OptimisticLock, 4).await;
+    two_relays_keep_each_keys_order(
+        ClaimStrategy::OptimisticLock,
+        Mode::Waves { concurrency: 4 },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_streaming_relays_keep_each_keys_order_with_optimistic_lock() {
+    two_relays_keep_each_keys_order(
+        ClaimStrategy::OptimisticLock,
+        Mode::Stream { max_in_flight: 21 },
+    )
+    .await;
 }
 
 async fn a_crashed_relays_rows_are_sent_after_the_lease(strategy: ClaimStrategy) {

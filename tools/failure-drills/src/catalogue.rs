@@ -26,6 +26,7 @@ const A1: &str = "A1: API crash after commit, before the answer";
 const A2: &str = "API crash right after the order's commit";
 const R1: &str = "R1: relay crash after claim, before send";
 const R2: &str = "R2: relay crash after send, before mark-sent";
+const R3: &str = "R3: streaming relay crash after an ack, before its mark";
 const C1: &str = "C1: consumer crash inside its transaction";
 const C2: &str = "C2: consumer crash after its effect, before the offset";
 
@@ -115,7 +116,23 @@ pub fn all() -> Vec<Entry> {
                     "safe",
                     Target::OrderService,
                     "R2",
+                    // R2 is the wave's point (the streaming relay's is R3).
+                    &[("RELAY_MODE", "wave")],
                     &[],
+                    ClientRetry::SameKey,
+                ))
+            },
+        },
+        Entry {
+            name: R3,
+            configuration: "safe",
+            run: || {
+                Box::pin(drills::crash_point(
+                    R3,
+                    "safe",
+                    Target::OrderService,
+                    "R3",
+                    &[("RELAY_MODE", "stream")],
                     &[],
                     ClientRetry::SameKey,
                 ))
@@ -190,7 +207,7 @@ pub fn all() -> Vec<Entry> {
                     "unsafe: no dedup (inbox and Redis off)",
                     Target::OrderService,
                     "R2",
-                    &[],
+                    &[("RELAY_MODE", "wave")],
                     &[("DEDUP_INBOX", "false"), ("DEDUP_FAST_PATH", "false")],
                     ClientRetry::SameKey,
                 ))

@@ -38,8 +38,11 @@ async fn run() -> Result<(), StartError> {
         variable: "OTEL_*",
         reason: e.to_string(),
     })?;
+    // One connection for LISTEN, one for housekeeping, and one for each claim and each
+    // mark that may be in flight at once.
+    let connections = u32::try_from(2 * config.concurrency + 2).unwrap_or(u32::MAX);
     let pool = PgPoolOptions::new()
-        .max_connections(4)
+        .max_connections(connections)
         .acquire_timeout(std::time::Duration::from_secs(5))
         .connect(&database_url)
         .await

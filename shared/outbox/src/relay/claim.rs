@@ -8,7 +8,10 @@
 //!
 //! Per-key order: a row is claimable only when no earlier row with the same key is
 //! still unsent. Each key's events therefore go out one after another, even with
-//! several relays, while different keys go out in parallel.
+//! several relays, while different keys go out in parallel. The streaming relay leans
+//! on it too: a row in flight (claimed, sent, ack not yet marked) is still `SENDING`,
+//! so its key's next row waits until the ack is marked, and a key never has two rows
+//! in flight, in one relay or across several.
 //!
 //! `FAILED` rows (sends that failed `RELAY_MAX_ATTEMPTS` times, see `mark.rs`) are never
 //! claimed, but they still count as unsent in the per-key check: **a FAILED row blocks
@@ -70,25 +73,48 @@ pub struct ClaimedRow {
     pub tracestate: Option<String>,
 }
 
+/// Claims up to `limit` rows (the wave's batch, or the streaming relay's free room in
+/// flight), oldest first, and returns them in `seq` order.
 pub(super) async fn claim(
     pool: &PgPool,
     config: &RelayConfig,
+    limit: i64,
 ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
     let lease_secs = config.lease.as_secs_f64();
     let mut rows = match config.strategy {
         ClaimStrategy::SkipLocked => {
             sqlx::query_as!(
                 ClaimedRow,
-                r#"WITH next AS (
-                       SELECT o.id FROM outbox o
-                       WHERE o.state IN ('PENDING', 'SENDING') AND o.available_at <= now()
+                r#"WITH pending AS (
+                       -- Rows waiting for a send, oldest first (`outbox_pending_idx`):
+                       -- the rows in flight are SENDING, so this index does not hold
+                       -- them and a claim never walks past them.
+                       SELECT p.id, p.seq FROM outbox p
+                       WHERE p.state = 'PENDING' AND p.available_at <= now()
                          -- FAILED counts as unsent here: it holds its key back.
                          AND NOT EXISTS (SELECT 1 FROM outbox e
-                                         WHERE e.message_key = o.message_key
-                                           AND e.state <> 'SENT' AND e.seq < o.seq)
-                       ORDER BY o.seq
+                                         WHERE e.message_key = p.message_key
+                                           AND e.state <> 'SENT' AND e.seq < p.seq)
+                       ORDER BY p.seq
                        LIMIT $1
-                       FOR UPDATE SKIP LOCKED)
+                       FOR UPDATE SKIP LOCKED),
+                   expired AS (
+                       -- Claims whose lease ran out (`outbox_lease_idx`): a relay died
+                       -- holding them (crash points R1, R2, R3).
+                       SELECT s.id, s.seq FROM outbox s
+                       WHERE s.state = 'SENDING' AND s.available_at <= now()
+                         AND NOT EXISTS (SELECT 1 FROM outbox e
+                                         WHERE e.message_key = s.message_key
+                                           AND e.state <> 'SENT' AND e.seq < s.seq)
+                       ORDER BY s.available_at
+                       LIMIT $1
+                       FOR UPDATE SKIP LOCKED),
+                   -- The oldest of both lists. A row locked here and not taken stays
+                   -- as it was, unlocked when this statement commits.
+                   next AS (
+                       SELECT c.id FROM (SELECT * FROM pending UNION ALL SELECT * FROM expired) c
+                       ORDER BY c.seq
+                       LIMIT $1)
                    UPDATE outbox o
                       SET state = 'SENDING', claimed_by = $2, attempts = o.attempts + 1,
                           version = o.version + 1,
@@ -96,14 +122,14 @@ pub(super) async fn claim(
                      FROM next WHERE o.id = next.id
                    RETURNING o.id, o.seq, o.topic, o.message_key, o.event_type, o.payload,
                              o.headers, o.attempts, o.version, o.traceparent, o.tracestate"#,
-                config.batch_size,
+                limit,
                 config.relay_id,
                 lease_secs,
             )
             .fetch_all(pool)
             .await?
         }
-        ClaimStrategy::OptimisticLock => claim_optimistic(pool, config, lease_secs).await?,
+        ClaimStrategy::OptimisticLock => claim_optimistic(pool, config, limit, lease_secs).await?,
     };
     rows.sort_by_key(|r| r.seq);
     Ok(rows)
@@ -112,17 +138,30 @@ pub(super) async fn claim(
 async fn claim_optimistic(
     pool: &PgPool,
     config: &RelayConfig,
+    limit: i64,
     lease_secs: f64,
 ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
+    // The same two lists as the SKIP LOCKED claim, read without locks.
     let candidates = sqlx::query!(
-        r#"SELECT o.id, o.version FROM outbox o
-           WHERE o.state IN ('PENDING', 'SENDING') AND o.available_at <= now()
-             AND NOT EXISTS (SELECT 1 FROM outbox e
-                             WHERE e.message_key = o.message_key
-                               AND e.state <> 'SENT' AND e.seq < o.seq)
-           ORDER BY o.seq
+        r#"SELECT c.id AS "id!", c.version AS "version!" FROM (
+               (SELECT p.id, p.version, p.seq FROM outbox p
+                 WHERE p.state = 'PENDING' AND p.available_at <= now()
+                   AND NOT EXISTS (SELECT 1 FROM outbox e
+                                   WHERE e.message_key = p.message_key
+                                     AND e.state <> 'SENT' AND e.seq < p.seq)
+                 ORDER BY p.seq
+                 LIMIT $1)
+               UNION ALL
+               (SELECT s.id, s.version, s.seq FROM outbox s
+                 WHERE s.state = 'SENDING' AND s.available_at <= now()
+                   AND NOT EXISTS (SELECT 1 FROM outbox e
+                                   WHERE e.message_key = s.message_key
+                                     AND e.state <> 'SENT' AND e.seq < s.seq)
+                 ORDER BY s.available_at
+                 LIMIT $1)) c
+           ORDER BY c.seq
            LIMIT $1"#,
-        config.batch_size,
+        limit,
     )
     .fetch_all(pool)
     .await?;

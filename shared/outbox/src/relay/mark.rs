@@ -7,7 +7,8 @@ use sqlx::PgPool;
 
 use super::ClaimedRow;
 
-/// `SENDING` → `SENT` for every acked row of a pass, with where the broker put each,
+/// `SENDING` → `SENT` for every acked row of a pass (or, streaming, for every ack that
+/// arrived since the last mark), with where the broker put each,
 /// in **one** statement: one round trip for the whole batch instead of one per row
 /// (the benchmark found the per-row updates were more than half of a pass,
 /// docs/en/08-load-and-benchmark.md). Each row is guarded by the version we claimed: if
@@ -15,7 +16,7 @@ use super::ClaimedRow;
 /// re-sent it: a duplicate the consumer's dedup absorbs). Returns how many were marked.
 pub(super) async fn mark_sent(
     pool: &PgPool,
-    acked: &[(&ClaimedRow, Delivery)],
+    acked: &[(&ClaimedRow, &Delivery)],
     relay_id: &str,
 ) -> Result<usize, sqlx::Error> {
     if acked.is_empty() {

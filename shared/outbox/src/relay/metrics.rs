@@ -8,7 +8,7 @@ use telemetry::metrics::names;
 #[derive(Clone)]
 pub(crate) struct RelayMetrics {
     /// Rows the broker acknowledged, counted at the ack (before mark-sent: a crash at
-    /// R2 counts a row that will be sent, and counted, again).
+    /// R2 or R3 counts a row that will be sent, and counted, again).
     pub published: Counter,
     /// Send → acknowledgement, per row.
     pub publish_duration: Histogram,

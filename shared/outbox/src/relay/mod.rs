@@ -1,15 +1,32 @@
-//! The relay: outbox rows → Kafka, in passes.
+//! The relay: outbox rows → Kafka, in one of two modes (`RELAY_MODE`), the study note's
+//! two variants of "synchronous confirmation" (docs/en/02-produce.md).
 //!
-//! A pass is claim → publish → mark ([`Relay::relay_once`]). [`Relay::run`] repeats
-//! passes, woken by `LISTEN outbox_new` as soon as a row commits and by a poll timer
-//! as a fallback; while a backlog lasts it keeps up to `RELAY_CONCURRENCY` passes in
-//! flight, so that one batch's acks are awaited while the next batch is claimed and
-//! sent. Several relays (processes) may run against one table.
+//! - **stream** (default, `stream.rs`): "send, then mark the row from the delivery
+//!   callback". One task claims and hands rows to the producer while earlier sends
+//!   still await their acks; another marks the acked rows `SENT` in batched statements
+//!   as the delivery reports arrive. At most `RELAY_MAX_IN_FLIGHT` rows are claimed and
+//!   not yet settled.
+//! - **wave** (`lanes.rs`): "send, wait for the acks, then mark". A pass is claim →
+//!   publish → await every ack → mark ([`Relay::relay_once`]); up to
+//!   `RELAY_CONCURRENCY` passes run at a time, in lanes.
+//!
+//! Both are woken by `LISTEN outbox_new` as soon as a row commits and by a poll timer
+//! as a fallback. Several relays (processes) may run against one table. In both modes a
+//! row is marked `SENT` only after its own ack, and a key's next row is claimed only
+//! once the earlier one is marked (`claim.rs`): per-key order holds.
+//!
+//! Crash points (`CRASH_AT`, docs/en/01-overview.md):
+//! - **R1** claimed, nothing sent (both modes).
+//! - **R2** the wave's acks all in, not yet marked (wave mode).
+//! - **R3** an ack in the streaming relay's hands, not yet marked (stream mode).
 
 mod claim;
+mod config;
+mod lanes;
 mod mark;
 mod metrics;
 mod publish;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,96 +40,7 @@ use tokio::sync::Notify;
 
 use self::metrics::RelayMetrics;
 pub use claim::{ClaimStrategy, ClaimedRow};
-
-/// How a relay claims and paces its work.
-#[derive(Debug, Clone)]
-pub struct RelayConfig {
-    /// Identifies this relay in `claimed_by` (host/process/task).
-    pub relay_id: String,
-    pub strategy: ClaimStrategy,
-    /// Rows claimed per pass.
-    pub batch_size: i64,
-    /// Passes in flight at most (`RELAY_CONCURRENCY`, at least 1): the lanes of
-    /// [`Relay::run`]. One pass waits for every ack of its batch before it marks the
-    /// batch sent; while a backlog lasts, other lanes claim and send the next batches
-    /// meanwhile. Per-key order still holds: a key whose earlier event is claimed by
-    /// another pass and not yet marked sent is not claimed (`claim.rs`).
-    pub concurrency: usize,
-    /// How long a claim holds. A relay that dies holding rows delays them by this much
-    /// (crash point R1/R2); a relay slower than this may see its rows re-sent.
-    pub lease: Duration,
-    /// The fallback poll when no notification arrives (the note's "scheduled job").
-    pub poll_interval: Duration,
-    /// The shortest time between the starts of two passes of the lead lane
-    /// (`RELAY_LINGER_MS`): what a row may wait for company under a steady stream.
-    pub linger: Duration,
-    /// Wait for `LISTEN outbox_new` notifications between passes.
-    pub listen_notify: bool,
-    /// Run the relay inside the service (`RELAY_ENABLED`). Off when `outbox-relay`
-    /// processes do the work instead.
-    pub enabled: bool,
-    /// Claims a row gets before a failed send gives it up as `FAILED`
-    /// (`RELAY_MAX_ATTEMPTS`, at least 1). With the backoff capped at 30 s, 20 attempts
-    /// keep a row trying for about seven minutes.
-    pub max_attempts: i32,
-    /// How long `SENT` rows are kept before housekeeping deletes them
-    /// (`OUTBOX_RETENTION_HOURS`, in hours).
-    pub retention: Duration,
-    /// How often [`Relay::run`] runs the housekeeping step.
-    pub purge_interval: Duration,
-}
-
-impl RelayConfig {
-    pub fn new(relay_id: impl Into<String>) -> Self {
-        Self {
-            relay_id: relay_id.into(),
-            strategy: ClaimStrategy::SkipLocked,
-            batch_size: 200,
-            concurrency: 4,
-            lease: Duration::from_secs(30),
-            poll_interval: Duration::from_millis(500),
-            linger: Duration::from_millis(20),
-            listen_notify: true,
-            enabled: true,
-            max_attempts: 20,
-            retention: Duration::from_secs(168 * 3600),
-            purge_interval: Duration::from_secs(300),
-        }
-    }
-}
-
-impl RelayConfig {
-    /// Reads `RELAY_CLAIM_STRATEGY` (`skip-locked` | `optimistic-lock`), `RELAY_BATCH_SIZE`,
-    /// `RELAY_CONCURRENCY` (default 4), `RELAY_LEASE_MS`, `RELAY_POLL_MS`, `RELAY_LINGER_MS`,
-    /// `RELAY_LISTEN_NOTIFY`, `RELAY_ENABLED` (true | false), `RELAY_MAX_ATTEMPTS`
-    /// (default 20) and `OUTBOX_RETENTION_HOURS` (default 168).
-    pub fn from_lookup(
-        relay_id: impl Into<String>,
-        lookup: &impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, service_config::ConfigError> {
-        use service_config::{parse_at_least, parse_var};
-        let d = Self::new(relay_id);
-        // Zero attempts would give every row up before its first try; zero lanes would
-        // never send.
-        let max_attempts = parse_at_least(lookup, "RELAY_MAX_ATTEMPTS", d.max_attempts, 1)?;
-        let concurrency = parse_at_least(lookup, "RELAY_CONCURRENCY", d.concurrency, 1)?;
-        let retention_hours: u64 = parse_var(lookup, "OUTBOX_RETENTION_HOURS", 168)?;
-        Ok(Self {
-            strategy: parse_var(lookup, "RELAY_CLAIM_STRATEGY", d.strategy)?,
-            batch_size: parse_var(lookup, "RELAY_BATCH_SIZE", d.batch_size)?,
-            concurrency,
-            lease: Duration::from_millis(parse_var(lookup, "RELAY_LEASE_MS", 30_000)?),
-            poll_interval: Duration::from_millis(parse_var(lookup, "RELAY_POLL_MS", 500)?),
-            linger: Duration::from_millis(parse_var(lookup, "RELAY_LINGER_MS", 20)?),
-            listen_notify: parse_var(lookup, "RELAY_LISTEN_NOTIFY", d.listen_notify)?,
-            enabled: parse_var(lookup, "RELAY_ENABLED", d.enabled)?,
-            max_attempts,
-            retention: Duration::from_secs(retention_hours.saturating_mul(3600)),
-            purge_interval: d.purge_interval,
-            relay_id: d.relay_id,
-        })
-    }
-}
+pub use config::{RelayConfig, RelayMode};
 
 /// What one pass did. `sent`, `failed` and `gave_up` are disjoint.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -174,7 +102,7 @@ impl Relay {
     /// relay) and return it. A relay that stops here is a relay that crashed at R1;
     /// tests and drills use it to leave rows claimed.
     pub async fn claim(&self) -> Result<Vec<ClaimedRow>, RelayError> {
-        Ok(claim::claim(&self.pool, &self.config).await?)
+        Ok(claim::claim(&self.pool, &self.config, self.config.batch_size).await?)
     }
 
     /// One pass: claim a batch, publish it, wait for every ack, mark what was acked.
@@ -203,64 +131,56 @@ impl Relay {
         for (row, result) in rows.iter().zip(results) {
             match result {
                 Ok(delivery) => acked.push((row, delivery)),
-                Err(error) => {
-                    match mark::release_for_retry(&self.pool, row, &error, self.config.max_attempts)
-                        .await?
-                    {
-                        mark::Released::GaveUp => {
-                            // Logged in mark.rs; counted here: a FAILED row is a message
-                            // that will not reach Kafka until an operator acts.
-                            self.metrics.failures.increment(1);
-                            report.gave_up += 1;
-                        }
-                        released => {
-                            if released == mark::Released::ForRetry {
-                                self.metrics.retries.increment(1);
-                            }
-                            tracing::warn!(event_id = %row.id, attempts = row.attempts, %error, ?released, "publish failed; will retry");
-                            report.failed += 1;
-                        }
-                    }
-                }
+                Err(error) => match self.release_failed(row, &error).await? {
+                    mark::Released::GaveUp => report.gave_up += 1,
+                    _ => report.failed += 1,
+                },
             }
         }
         // Mark sent only after the broker acked: a crash before this line re-sends,
         // never loses (docs/en/02-produce.md). One statement for the whole batch.
+        let acked: Vec<_> = acked.iter().map(|(row, d)| (*row, d)).collect();
         mark::mark_sent(&self.pool, &acked, &self.config.relay_id).await?;
         self.metrics.published.increment(acked.len() as u64);
         report.sent = acked.len();
         Ok(report)
     }
 
-    /// Runs passes until `shutdown`, up to `concurrency` of them at a time, in lanes.
+    /// A failed send: back to `PENDING` for a retry, or `FAILED` after its last attempt
+    /// (the policy is `mark::release_for_retry`'s), counted either way.
+    async fn release_failed(
+        &self,
+        row: &ClaimedRow,
+        error: &str,
+    ) -> Result<mark::Released, sqlx::Error> {
+        let released =
+            mark::release_for_retry(&self.pool, row, error, self.config.max_attempts).await?;
+        match released {
+            // Logged in mark.rs; counted here: a FAILED row is a message that will not
+            // reach Kafka until an operator acts.
+            mark::Released::GaveUp => self.metrics.failures.increment(1),
+            mark::Released::ForRetry | mark::Released::LeaseLost => {
+                if released == mark::Released::ForRetry {
+                    self.metrics.retries.increment(1);
+                }
+                tracing::warn!(event_id = %row.id, attempts = row.attempts, %error, ?released, "publish failed; will retry");
+            }
+        }
+        Ok(released)
+    }
+
+    /// Runs the relay until `shutdown`, in the configured mode (`RELAY_MODE`), with the
+    /// `LISTEN outbox_new` forwarder, housekeeping and the producer-queue gauge beside.
     ///
-    /// The **lead lane** is woken by `LISTEN outbox_new` (or the poll timer) and runs
-    /// passes back to back until one finds nothing. At a steady trickle it is the only
-    /// lane at work, and each of its passes takes everything that committed during the
-    /// previous one: few, well-filled batches.
-    ///
-    /// **Helper lanes** wake only when a claim comes back full (more rows are waiting
-    /// than one batch holds): the full pass wakes one helper before it sends, that
-    /// helper's full pass wakes the next, and so on. While one lane awaits its acks (an
-    /// `acks=all` round trip through the followers) and its mark, the others claim and
-    /// send the next batches, so a backlog drains with several batches in flight. A
-    /// helper goes back to sleep after a pass that is not full.
-    ///
-    /// Why not let every lane answer notifications: at a steady trickle they would split
-    /// the same rows into many tiny passes, each paying its own claim, produce request
-    /// and mark. On this project's 2-core machine that made the end-to-end latency at
-    /// 100 orders/s 16 times worse (docs/en/08-load-and-benchmark.md).
-    ///
-    /// On shutdown every lane finishes the pass in flight, then the producer is flushed.
+    /// On shutdown the relay stops claiming and settles what is in flight (the wave's
+    /// passes finish; the stream's acks are awaited and marked), then the producer is
+    /// flushed.
     pub async fn run(self, shutdown: Shutdown) {
         let signals = Arc::new(Signals::default());
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(self.clone().lead_lane(signals.clone(), shutdown.clone()));
-        for lane in 1..self.config.concurrency {
-            tasks.spawn(
-                self.clone()
-                    .helper_lane(lane, signals.clone(), shutdown.clone()),
-            );
+        match self.config.mode {
+            RelayMode::Stream => self.spawn_stream(&mut tasks, &signals, &shutdown),
+            RelayMode::Wave => self.spawn_lanes(&mut tasks, &signals, &shutdown),
         }
         if self.config.listen_notify {
             tasks.spawn(
@@ -283,79 +203,6 @@ impl Relay {
             tracing::warn!(%error, "producer flush at shutdown");
         }
         tracing::info!(relay = %self.config.relay_id, "relay stopped");
-    }
-
-    /// A pass inside [`Relay::run`]: a full claim means more rows are waiting, so it
-    /// wakes a helper lane before it sends. Returns how many rows it claimed.
-    async fn lane_pass(&self, signals: &Signals) -> Result<usize, RelayError> {
-        let rows = self.claim().await?;
-        let claimed = rows.len();
-        if claimed as i64 >= self.config.batch_size {
-            signals.backlog.notify_one();
-        }
-        self.publish_and_mark(rows).await?;
-        Ok(claimed)
-    }
-
-    /// The lead lane: passes back to back while they find rows, then a wait for a
-    /// notification or the poll interval (or the backoff, while the database fails).
-    async fn lead_lane(self, signals: Arc<Signals>, shutdown: Shutdown) {
-        let mut failures: u32 = 0;
-        let mut last_pass: Option<tokio::time::Instant> = None;
-        while !shutdown.is_triggered() {
-            // The linger: a pass starts no sooner than `linger` after the one before.
-            // After a quiet spell a new row is taken at once; under a steady stream the
-            // rows that commit meanwhile travel together, in one produce request per
-            // partition leader instead of many.
-            if let Some(ready) = last_pass.map(|at| at + self.config.linger) {
-                tokio::select! {
-                    () = shutdown.wait() => break,
-                    () = tokio::time::sleep_until(ready) => {},
-                }
-            }
-            last_pass = Some(tokio::time::Instant::now());
-            let wait = match self.lane_pass(&signals).await {
-                Ok(claimed) => {
-                    failures = 0;
-                    if claimed > 0 {
-                        continue;
-                    }
-                    self.config.poll_interval
-                }
-                Err(error) => {
-                    failures = failures.saturating_add(1);
-                    tracing::warn!(%error, failures, "relay pass failed");
-                    backoff(failures)
-                }
-            };
-            tokio::select! {
-                () = shutdown.wait() => break,
-                () = tokio::time::sleep(wait) => {},
-                // After a failure, the backoff wins over notifications.
-                () = signals.new_rows.notified(), if failures == 0 => {},
-            }
-        }
-    }
-
-    /// A helper lane: asleep until a full claim wakes it, then passes while they come
-    /// back full. A failure sends it back to sleep; the lead lane keeps the backoff.
-    async fn helper_lane(self, lane: usize, signals: Arc<Signals>, shutdown: Shutdown) {
-        loop {
-            tokio::select! {
-                () = shutdown.wait() => return,
-                () = signals.backlog.notified() => {},
-            }
-            while !shutdown.is_triggered() {
-                match self.lane_pass(&signals).await {
-                    Ok(claimed) if claimed as i64 >= self.config.batch_size => {}
-                    Ok(_) => break,
-                    Err(error) => {
-                        tracing::warn!(%error, lane, "relay pass failed");
-                        break;
-                    }
-                }
-            }
-        }
     }
 
     /// Turns each `outbox_new` notification into a wake-up of the lead lane. If it is in
@@ -415,18 +262,22 @@ impl Relay {
     }
 }
 
-/// The wake-ups between the lanes of a running relay.
+/// The wake-ups between the tasks of a running relay.
 #[derive(Debug, Default)]
 struct Signals {
-    /// A row committed (`LISTEN outbox_new`): wakes the lead lane.
+    /// A row committed (`LISTEN outbox_new`): wakes the lead lane, or the streaming
+    /// relay's claimer.
     new_rows: Notify,
-    /// A claim came back full: wakes one helper lane.
+    /// Wave mode: a claim came back full: wakes one helper lane.
     backlog: Notify,
+    /// Stream mode: acks were marked (or failures released): room in flight again, and
+    /// the next rows of those keys may be claimable now.
+    settled: Notify,
 }
 
-/// Samples the producer's queue every second until shutdown. A pass waits for all its
-/// acks, so the queue is sampled beside the passes, not after them: it shows the
-/// messages a pass is still waiting for (a slow or failing-over broker).
+/// Samples the producer's queue every second until shutdown, beside the passes or the
+/// stream: it shows the messages still waiting for their acks (a slow or failing-over
+/// broker).
 async fn sample_producer_queue(
     producer: FutureProducer,
     gauge: ::metrics::Gauge,
@@ -444,40 +295,4 @@ async fn sample_producer_queue(
 /// Exponential backoff for a failing database, capped at 10 s.
 fn backoff(failures: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(10))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(vars: &[(&str, &str)]) -> Result<RelayConfig, service_config::ConfigError> {
-        RelayConfig::from_lookup("r", &|name: &str| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
-    }
-
-    #[test]
-    fn defaults_keep_four_passes_in_flight() {
-        let c = config(&[]).expect("defaults");
-        assert_eq!((c.concurrency, c.batch_size, c.max_attempts), (4, 200, 20));
-    }
-
-    #[test]
-    fn concurrency_and_attempts_below_one_are_refused() {
-        assert_eq!(
-            config(&[("RELAY_CONCURRENCY", "1")])
-                .expect("one lane")
-                .concurrency,
-            1
-        );
-        for (name, value) in [("RELAY_CONCURRENCY", "0"), ("RELAY_MAX_ATTEMPTS", "0")] {
-            let error = config(&[(name, value)]).expect_err("refused").to_string();
-            assert!(
-                error.contains(name) && error.contains("at least 1"),
-                "{error}"
-            );
-        }
-    }
 }

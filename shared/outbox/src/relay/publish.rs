@@ -1,11 +1,17 @@
-//! Publishing claimed rows and waiting for the broker's answer (synchronous confirm).
+//! Publishing claimed rows and learning the broker's answer.
+//!
+//! A send has two halves: [`enqueue`] hands the record to the producer's queue at once,
+//! and [`Sent::acked`] waits for the delivery report (the broker's ack, or the error).
+//! The wave mode awaits both halves of a whole batch before it marks anything
+//! ([`publish_all`]); the streaming relay enqueues and goes on claiming, and marks each
+//! row when its delivery report arrives (`stream.rs`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::future::join_all;
 use kafka_config::headers;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::future_producer::Delivery;
+use rdkafka::producer::future_producer::{Delivery, DeliveryFuture};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use telemetry::propagation::{self, TraceHeaders};
 use tracing::Instrument;
@@ -21,14 +27,51 @@ pub(super) async fn publish_all(
     rows: &[ClaimedRow],
     metrics: &RelayMetrics,
 ) -> Vec<Result<Delivery, String>> {
-    join_all(rows.iter().map(|row| publish(producer, row, metrics))).await
+    join_all(
+        rows.iter()
+            .map(|row| async move { enqueue(producer, row)?.acked(metrics).await }),
+    )
+    .await
 }
 
-async fn publish(
-    producer: &FutureProducer,
-    row: &ClaimedRow,
-    metrics: &RelayMetrics,
-) -> Result<Delivery, String> {
+/// A record in the producer's hands, its delivery report still to come.
+pub(super) struct Sent {
+    delivery: DeliveryFuture,
+    span: tracing::Span,
+    started: Instant,
+}
+
+impl Sent {
+    /// Waits for the delivery report: the broker's ack (with `acks=all`: every in-sync
+    /// replica has the record) or the error that ended the producer's retries.
+    pub(super) async fn acked(self, metrics: &RelayMetrics) -> Result<Delivery, String> {
+        let span = self.span.clone();
+        let report = self.delivery.instrument(self.span).await;
+        match report {
+            Ok(Ok(delivery)) => {
+                metrics.publish_duration.record(self.started.elapsed());
+                telemetry::spans::record_ack(&span, delivery.partition, delivery.offset);
+                Ok(delivery)
+            }
+            Ok(Err((error, _message))) => {
+                let error = error.to_string();
+                telemetry::spans::record_error(&span, &error);
+                Err(error)
+            }
+            // The producer was dropped with the record still queued.
+            Err(_canceled) => {
+                let error = "producer closed before the delivery report".to_owned();
+                telemetry::spans::record_error(&span, &error);
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Hands `row` to the producer's queue and returns at once. Records of one producer to
+/// one partition leave in the order they were enqueued, and the idempotent producer
+/// keeps that order through its retries.
+pub(super) fn enqueue(producer: &FutureProducer, row: &ClaimedRow) -> Result<Sent, String> {
     let payload = serde_json::to_vec(&row.payload).map_err(|e| e.to_string())?;
     let event_id = row.id.to_string();
     // The PRODUCER span continues the trace of the request that wrote the row: its
@@ -64,19 +107,16 @@ async fn publish(
         .payload(&payload)
         .headers(kafka_headers);
     let started = Instant::now();
-    // Queue timeout zero: when the producer's buffer is full, fail this send now and let
-    // the row be retried later, instead of blocking the relay (the note: fail fast).
-    let sent = producer
-        .send(record, Duration::ZERO)
-        .instrument(span.clone())
-        .await;
-    match sent {
-        Ok(delivery) => {
-            metrics.publish_duration.record(started.elapsed());
-            telemetry::spans::record_ack(&span, delivery.partition, delivery.offset);
-            Ok(delivery)
-        }
-        Err((error, _message)) => {
+    // No waiting for room: when the producer's buffer is full, fail this send now and
+    // let the row be retried later, instead of blocking the relay (the note: fail fast).
+    let enqueued = span.in_scope(|| producer.send_result(record).map_err(|(error, _)| error));
+    match enqueued {
+        Ok(delivery) => Ok(Sent {
+            delivery,
+            span,
+            started,
+        }),
+        Err(error) => {
             let error = error.to_string();
             telemetry::spans::record_error(&span, &error);
             Err(error)

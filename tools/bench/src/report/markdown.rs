@@ -72,31 +72,48 @@ pub fn render(r: &Results) -> String {
             );
         }
         if let Some(relay) = &r.relay {
+            let of_raw = |rate: f64| rate / relay.raw_pipelined_per_s.max(f64::EPSILON) * 100.0;
             let _ = writeln!(
                 s,
-                "| relay, events/s ({} events of {} B, batch {}, {} passes in flight: as deployed) | {:.0} | raw producer, all in flight: {:.0}/s | {:.0} % |",
+                "| relay streaming, events/s ({} events of {} B, claims of {}, at most {} rows in flight: as deployed) | {:.0} | raw producer, all in flight: {:.0}/s | {:.0} % |",
                 relay.events,
                 relay.payload_bytes,
                 relay.batch_size,
-                relay.concurrency,
-                relay.relay_events_per_s,
+                relay.max_in_flight,
+                relay.stream_events_per_s,
                 relay.raw_pipelined_per_s,
                 relay.ratio * 100.0
             );
+            for (bound, rate) in &relay.stream_sweep {
+                let _ = writeln!(
+                    s,
+                    "| relay streaming, `RELAY_MAX_IN_FLIGHT={bound}`, events/s | {rate:.0} | raw producer, all in flight: {:.0}/s | {:.0} % |",
+                    relay.raw_pipelined_per_s,
+                    of_raw(*rate)
+                );
+            }
             let _ = writeln!(
                 s,
-                "| relay with one pass in flight (`RELAY_CONCURRENCY=1`), events/s | {:.0} | raw producer, all in flight: {:.0}/s | {:.0} % |",
-                relay.one_lane_events_per_s,
+                "| relay in waves (`RELAY_MODE=wave`, {} passes in flight), events/s | {:.0} | raw producer, all in flight: {:.0}/s | {:.0} % |",
+                relay.concurrency,
+                relay.wave_events_per_s,
                 relay.raw_pipelined_per_s,
-                relay.one_lane_events_per_s / relay.raw_pipelined_per_s.max(f64::EPSILON) * 100.0
+                relay.wave_ratio * 100.0
             );
             let _ = writeln!(
                 s,
-                "| raw producer in waves of {} (the relay's send pattern), events/s | {:.0} | raw producer, all in flight: {:.0}/s | {:.0} % |",
+                "| relay in waves, one pass in flight (`RELAY_CONCURRENCY=1`), events/s | {:.0} | raw producer, all in flight: {:.0}/s | {:.0} % |",
+                relay.one_lane_events_per_s,
+                relay.raw_pipelined_per_s,
+                of_raw(relay.one_lane_events_per_s)
+            );
+            let _ = writeln!(
+                s,
+                "| raw producer in waves of {} (the wave's send pattern), events/s | {:.0} | raw producer, all in flight: {:.0}/s | {:.0} % |",
                 relay.batch_size,
                 relay.raw_waves_per_s,
                 relay.raw_pipelined_per_s,
-                relay.raw_waves_per_s / relay.raw_pipelined_per_s.max(f64::EPSILON) * 100.0
+                of_raw(relay.raw_waves_per_s)
             );
         }
         if let Some(c) = &r.consumer {
@@ -123,7 +140,7 @@ pub fn render(r: &Results) -> String {
         let p = relay.pass_ms;
         let _ = writeln!(
             s,
-            "## One relay pass of {} rows (one pass in flight), where the time goes\n\n\
+            "## One wave of {} rows (`RELAY_MODE=wave`, one pass in flight), where the time goes\n\n\
              | stage | ms per pass | share |\n|---|---|---|\n\
              | claim (`Relay::claim` alone: {:.0} rows/s) | {:.1} | {:.0} % |\n\
              | publish, all acks awaited (raw producer in waves) | {:.1} | {:.0} % |\n\
@@ -138,6 +155,26 @@ pub fn render(r: &Results) -> String {
             p.mark_and_rest,
             p.mark_and_rest / p.total * 100.0,
             p.total
+        );
+    }
+
+    if let Some(relay) = &r.relay {
+        let (one, wave) = (relay.single_request_ms, relay.wave_ack_ms);
+        let _ = writeln!(
+            s,
+            "## The ack wait of a wave, measured\n\n\
+             | what | p50 ms | p99 ms | max ms | samples |\n|---|---|---|---|---|\n\
+             | one `acks=all` produce request (one record, linger 0, awaited before the next) | {:.1} | {:.1} | {:.1} | {} |\n\
+             | a raw wave of {} records (linger 5 ms), sent → last ack | {:.1} | {:.1} | {:.1} | {} |\n",
+            one.p50,
+            one.p99,
+            one.max,
+            one.count,
+            relay.batch_size,
+            wave.p50,
+            wave.p99,
+            wave.max,
+            wave.count
         );
     }
 

@@ -20,7 +20,8 @@ pub use plot::render as render_html;
 
 /// The issue's targets: ratios to the ceilings, and the latency at 1,000 orders/s.
 pub const API_TARGET: f64 = 0.70;
-pub const RELAY_TARGET: f64 = 0.60;
+/// The streaming relay (issue 19: a wave waits for its slowest ack; a stream need not).
+pub const RELAY_TARGET: f64 = 0.40;
 pub const CONSUMER_TARGET: f64 = 0.60;
 pub const E2E_P99_TARGET_MS: f64 = 25.0;
 pub const E2E_TARGET_RATE: u32 = 1_000;
@@ -115,7 +116,11 @@ pub fn targets(r: &Results) -> Vec<Target> {
         ));
     }
     if let Some(relay) = &r.relay {
-        out.push(ratio("relay vs raw producer", RELAY_TARGET, relay.ratio));
+        out.push(ratio(
+            "relay (streaming) vs raw producer",
+            RELAY_TARGET,
+            relay.ratio,
+        ));
     }
     if let Some(consumer) = &r.consumer {
         out.push(ratio(

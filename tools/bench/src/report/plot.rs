@@ -215,7 +215,11 @@ pub fn render(r: &Results) -> String {
         ));
     }
     if let Some(relay) = &r.relay {
-        bars.push(("relay / raw producer".to_owned(), relay.ratio, RELAY_TARGET));
+        bars.push((
+            "relay (streaming) / raw producer".to_owned(),
+            relay.ratio,
+            RELAY_TARGET,
+        ));
     }
     if let Some(c) = &r.consumer {
         bars.push((

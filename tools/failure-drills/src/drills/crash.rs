@@ -11,7 +11,7 @@ use super::{CLIENT_PATIENCE, ORDERS, finish};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// The API and, inside it, the relay (A1, A2, R1, R2).
+    /// The API and, inside it, the relay (A1, A2, R1, R2, R3).
     OrderService,
     /// The consumer (C1, C2).
     PaymentService,

@@ -1,0 +1,194 @@
+//! How a relay claims, sends and paces its work: `RELAY_*` from the environment.
+
+use std::time::Duration;
+
+use super::ClaimStrategy;
+
+/// The two ways of waiting for the broker's acks, the study note's two variants of
+/// "synchronous confirmation" (docs/en/02-produce.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayMode {
+    /// "Send, then mark the row from the delivery callback": claims keep flowing while
+    /// earlier sends await their acks, and each ack is marked as it arrives, in batched
+    /// statements. At most `RELAY_MAX_IN_FLIGHT` rows are claimed and not yet acked.
+    Stream,
+    /// "Send, wait for the acks, then mark": a pass claims a batch, waits for every ack
+    /// of it, marks it, and only then claims again (up to `RELAY_CONCURRENCY` passes at
+    /// a time). Kept because it teaches the first variant, and for comparison.
+    Wave,
+}
+
+impl std::str::FromStr for RelayMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stream" => Ok(Self::Stream),
+            "wave" => Ok(Self::Wave),
+            other => Err(format!("{other:?}: expected stream or wave")),
+        }
+    }
+}
+
+/// How a relay claims and paces its work.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Identifies this relay in `claimed_by` (host/process/task).
+    pub relay_id: String,
+    pub strategy: ClaimStrategy,
+    /// `RELAY_MODE`: streaming (default) or waves.
+    pub mode: RelayMode,
+    /// Rows claimed per pass (wave mode) or per claim (stream mode).
+    pub batch_size: i64,
+    /// `RELAY_CONCURRENCY`, at least 1. Wave mode: passes in flight at most, the lanes
+    /// of [`super::Relay::run`]. One pass waits for every ack of its batch before it
+    /// marks the batch sent; while a backlog lasts, other lanes claim and send the next
+    /// batches meanwhile. Stream mode: claims in flight at most, and as many marks.
+    /// Per-key order still holds: a key whose earlier event is claimed by another pass
+    /// (or claim) and not yet marked sent is not claimed (`claim.rs`).
+    pub concurrency: usize,
+    /// Rows claimed and not yet settled (acked and marked, or released) at most, in
+    /// stream mode (`RELAY_MAX_IN_FLIGHT`, at least 1). It bounds what a crash re-sends
+    /// (crash points R1 and R3) and what waits in the producer's queue. The default is
+    /// measured (`make bench` sweeps 200 to 5,000): fewer rows in flight starve the
+    /// claims and marks, which set the pace; more only wait longer in the producer's
+    /// queue (an ack took 180 ms per row at 5,000 against 95 ms at 2,000).
+    pub max_in_flight: usize,
+    /// How long a claim holds. A relay that dies holding rows delays them by this much
+    /// (crash point R1/R2/R3); a relay slower than this may see its rows re-sent.
+    pub lease: Duration,
+    /// The fallback poll when no notification arrives (the note's "scheduled job").
+    pub poll_interval: Duration,
+    /// The shortest time between the starts of two passes of the lead lane, or between
+    /// two claims of the streaming relay that were not full (`RELAY_LINGER_MS`): what a
+    /// row may wait for company under a steady stream.
+    pub linger: Duration,
+    /// Wait for `LISTEN outbox_new` notifications between passes.
+    pub listen_notify: bool,
+    /// Run the relay inside the service (`RELAY_ENABLED`). Off when `outbox-relay`
+    /// processes do the work instead.
+    pub enabled: bool,
+    /// Claims a row gets before a failed send gives it up as `FAILED`
+    /// (`RELAY_MAX_ATTEMPTS`, at least 1). With the backoff capped at 30 s, 20 attempts
+    /// keep a row trying for about seven minutes.
+    pub max_attempts: i32,
+    /// How long `SENT` rows are kept before housekeeping deletes them
+    /// (`OUTBOX_RETENTION_HOURS`, in hours).
+    pub retention: Duration,
+    /// How often [`super::Relay::run`] runs the housekeeping step.
+    pub purge_interval: Duration,
+}
+
+impl RelayConfig {
+    pub fn new(relay_id: impl Into<String>) -> Self {
+        Self {
+            relay_id: relay_id.into(),
+            strategy: ClaimStrategy::SkipLocked,
+            mode: RelayMode::Stream,
+            batch_size: 200,
+            concurrency: 4,
+            max_in_flight: 2_000,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(500),
+            linger: Duration::from_millis(20),
+            listen_notify: true,
+            enabled: true,
+            max_attempts: 20,
+            retention: Duration::from_secs(168 * 3600),
+            purge_interval: Duration::from_secs(300),
+        }
+    }
+
+    /// Reads `RELAY_MODE` (`stream` | `wave`, default stream), `RELAY_CLAIM_STRATEGY`
+    /// (`skip-locked` | `optimistic-lock`), `RELAY_BATCH_SIZE`, `RELAY_CONCURRENCY`
+    /// (default 4), `RELAY_MAX_IN_FLIGHT` (default 2000), `RELAY_LEASE_MS`,
+    /// `RELAY_POLL_MS`, `RELAY_LINGER_MS`, `RELAY_LISTEN_NOTIFY`, `RELAY_ENABLED`
+    /// (true | false), `RELAY_MAX_ATTEMPTS` (default 20) and `OUTBOX_RETENTION_HOURS`
+    /// (default 168).
+    pub fn from_lookup(
+        relay_id: impl Into<String>,
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, service_config::ConfigError> {
+        use service_config::{parse_at_least, parse_var};
+        let d = Self::new(relay_id);
+        // Zero attempts would give every row up before its first try; zero lanes, a
+        // batch of zero or no room in flight would never send.
+        let max_attempts = parse_at_least(lookup, "RELAY_MAX_ATTEMPTS", d.max_attempts, 1)?;
+        let concurrency = parse_at_least(lookup, "RELAY_CONCURRENCY", d.concurrency, 1)?;
+        let max_in_flight = parse_at_least(lookup, "RELAY_MAX_IN_FLIGHT", d.max_in_flight, 1)?;
+        let retention_hours: u64 = parse_var(lookup, "OUTBOX_RETENTION_HOURS", 168)?;
+        Ok(Self {
+            strategy: parse_var(lookup, "RELAY_CLAIM_STRATEGY", d.strategy)?,
+            mode: parse_var(lookup, "RELAY_MODE", d.mode)?,
+            batch_size: parse_at_least(lookup, "RELAY_BATCH_SIZE", d.batch_size, 1)?,
+            concurrency,
+            max_in_flight,
+            lease: Duration::from_millis(parse_var(lookup, "RELAY_LEASE_MS", 30_000)?),
+            poll_interval: Duration::from_millis(parse_var(lookup, "RELAY_POLL_MS", 500)?),
+            linger: Duration::from_millis(parse_var(lookup, "RELAY_LINGER_MS", 20)?),
+            listen_notify: parse_var(lookup, "RELAY_LISTEN_NOTIFY", d.listen_notify)?,
+            enabled: parse_var(lookup, "RELAY_ENABLED", d.enabled)?,
+            max_attempts,
+            retention: Duration::from_secs(retention_hours.saturating_mul(3600)),
+            purge_interval: d.purge_interval,
+            relay_id: d.relay_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<RelayConfig, service_config::ConfigError> {
+        RelayConfig::from_lookup("r", &|name: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_stream_with_two_thousand_rows_in_flight() {
+        let c = config(&[]).expect("defaults");
+        assert_eq!(c.mode, RelayMode::Stream);
+        assert_eq!(
+            (c.max_in_flight, c.concurrency, c.batch_size, c.max_attempts),
+            (2_000, 4, 200, 20)
+        );
+    }
+
+    #[test]
+    fn the_wave_mode_is_selectable_and_a_typo_is_refused() {
+        let wave = config(&[("RELAY_MODE", "wave")]).expect("wave");
+        assert_eq!(wave.mode, RelayMode::Wave);
+        let error = config(&[("RELAY_MODE", "waves")])
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("RELAY_MODE") && error.contains("stream or wave"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn counts_below_one_are_refused() {
+        assert_eq!(
+            config(&[("RELAY_CONCURRENCY", "1")])
+                .expect("one lane")
+                .concurrency,
+            1
+        );
+        for name in [
+            "RELAY_CONCURRENCY",
+            "RELAY_MAX_ATTEMPTS",
+            "RELAY_MAX_IN_FLIGHT",
+            "RELAY_BATCH_SIZE",
+        ] {
+            let error = config(&[(name, "0")]).expect_err("refused").to_string();
+            assert!(
+                error.contains(name) && error.contains("at least 1"),
+                "{error}"
+            );
+        }
+    }
+}

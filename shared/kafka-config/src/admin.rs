@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, ConfigSource, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -12,8 +14,11 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::KafkaAdminError;
 
 /// Creates `topic` with `partitions` partitions and `replication_factor` replicas,
-/// requiring `min.insync.replicas=2` when replicated, so that an `acks=all` write
-/// counts as committed only once two copies have it. An existing topic is accepted.
+/// requiring `min.insync.replicas=2` when replicated: an `acks=all` write is refused
+/// (never acknowledged on one copy) while fewer than two replicas are in sync. A topic
+/// that exists already is checked, not trusted: a topic someone created with one replica,
+/// or with min ISR 1, would silently undo the store stage's defence, so it is an error
+/// naming what differs.
 pub async fn create_topic(
     bootstrap_servers: &str,
     topic: &str,
@@ -34,7 +39,21 @@ pub async fn create_topic(
     let results = admin.create_topics([&new_topic], &options).await?;
     for result in results {
         match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                let found = topic_durability(bootstrap_servers, topic).await?;
+                let wanted = (replication_factor, min_isr.to_owned());
+                if (found.replication_factor, found.min_insync_replicas.clone()) != wanted {
+                    return Err(KafkaAdminError::CreateTopic {
+                        topic: topic.to_owned(),
+                        reason: format!(
+                            "it exists with replication factor {} and min.insync.replicas {}, \
+                             not {} and {}: recreate it or change TOPIC_REPLICATION_FACTOR",
+                            found.replication_factor, found.min_insync_replicas, wanted.0, wanted.1
+                        ),
+                    });
+                }
+            }
             Err((name, code)) => {
                 return Err(KafkaAdminError::CreateTopic {
                     topic: name,
@@ -44,6 +63,75 @@ pub async fn create_topic(
         }
     }
     Ok(())
+}
+
+/// What decides whether an acknowledged write to a topic can be lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDurability {
+    /// The fewest replicas any partition has.
+    pub replication_factor: i32,
+    /// `min.insync.replicas` as the broker applies it to this topic.
+    pub min_insync_replicas: String,
+    /// `unclean.leader.election.enable` as the broker applies it to this topic.
+    pub unclean_leader_election: String,
+    /// Where that value comes from: a topic override, the broker's own configuration
+    /// file (`infra/native/kafka.sh` writes it), or Kafka's built-in default.
+    pub unclean_leader_election_source: String,
+}
+
+/// Reads a topic's replication factor (metadata) and its effective durability settings
+/// (`DescribeConfigs`, with the source of each value).
+pub async fn topic_durability(
+    bootstrap_servers: &str,
+    topic: &str,
+) -> Result<TopicDurability, KafkaAdminError> {
+    let view = describe_topic(bootstrap_servers, topic, Duration::from_secs(10)).await?;
+    let replication_factor = view
+        .partitions
+        .iter()
+        .map(|p| i32::try_from(p.replicas.len()).unwrap_or(i32::MAX))
+        .min()
+        .unwrap_or(0);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .create()?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let resources = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+        .await?;
+    let resource = resources
+        .into_iter()
+        .next()
+        .ok_or_else(|| KafkaAdminError::UnknownTopic(topic.to_owned()))?
+        .map_err(|code| KafkaAdminError::DescribeConfigs {
+            topic: topic.to_owned(),
+            reason: code.to_string(),
+        })?;
+    let entries = resource.entry_map();
+    let value = |name: &str| {
+        entries
+            .get(name)
+            .and_then(|e| e.value.clone())
+            .unwrap_or_default()
+    };
+    let source = match entries
+        .get("unclean.leader.election.enable")
+        .map(|e| &e.source)
+    {
+        Some(ConfigSource::DynamicTopic) => "topic override",
+        Some(ConfigSource::StaticBroker) => "broker configuration file",
+        Some(ConfigSource::DynamicBroker | ConfigSource::DynamicDefaultBroker) => {
+            "dynamic broker configuration"
+        }
+        Some(ConfigSource::Default) => "Kafka's built-in default",
+        _ => "unknown",
+    };
+    Ok(TopicDurability {
+        replication_factor,
+        min_insync_replicas: value("min.insync.replicas"),
+        unclean_leader_election: value("unclean.leader.election.enable"),
+        unclean_leader_election_source: source.to_owned(),
+    })
 }
 
 /// What the metadata says about one topic.

@@ -12,7 +12,8 @@ mod record;
 mod snapshot;
 
 pub use admin::{
-    ClusterView, PartitionView, TopicView, create_topic, describe_cluster, describe_topic,
+    ClusterView, PartitionView, TopicDurability, TopicView, create_topic, describe_cluster,
+    describe_topic, topic_durability,
 };
 pub use consumer::at_least_once_consumer;
 pub use producer::{Acks, ProducerSettings};
@@ -26,6 +27,8 @@ pub enum KafkaAdminError {
     Client(#[from] rdkafka::error::KafkaError),
     #[error("kafka: creating topic {topic}: {reason}")]
     CreateTopic { topic: String, reason: String },
+    #[error("kafka: reading the configuration of topic {topic}: {reason}")]
+    DescribeConfigs { topic: String, reason: String },
     #[error("kafka: topic {0} is not in the cluster metadata")]
     UnknownTopic(String),
     #[error("kafka: the metadata call did not finish: {0}")]

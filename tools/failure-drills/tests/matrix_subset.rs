@@ -68,3 +68,21 @@ async fn a1_retried_with_its_key_is_one_order_and_without_it_two() {
     );
     assert_eq!(without_key.lost(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_lost_ack_duplicates_without_idempotence_and_not_with_it() {
+    // Both runs use the drill's own cluster (followers frozen so an ack is lost and the
+    // batch is sent again): the shared cluster is never touched.
+    let unsafe_row = run("producer retry after a lost ack", "unsafe").await;
+    let safe = run("producer retry after a lost ack", "safe").await;
+    assert_eq!(unsafe_row.lost(), 0, "{unsafe_row:?}");
+    assert!(
+        unsafe_row.report.published_duplicate_copies >= 1,
+        "without idempotence the retried batch is appended again: {unsafe_row:?}"
+    );
+    assert_eq!(safe.lost(), 0, "{safe:?}");
+    assert_eq!(
+        safe.report.published_duplicate_copies, 0,
+        "the idempotent producer's sequence numbers turn the retry into no copy: {safe:?}"
+    );
+}

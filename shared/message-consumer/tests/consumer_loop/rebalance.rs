@@ -45,6 +45,11 @@ async fn wait_deliveries(fx: &Fixture, member: &str, n: i64) {
     .await;
 }
 
+/// What this does **not** show: the commit-after-effect rule. A graceful hand-over
+/// crashes nothing, so a consumer that commits before the effect passes it as well; the
+/// failure matrix's C1 row (`tools/failure-drills/tests/matrix_subset.rs`) is the test
+/// that loses an order when the offset goes first. What goes red here is the revoke
+/// hand-over (`hand_over.rs`): without it the new owner re-delivers what was in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_joining_and_one_leaving_mid_stream_lose_nothing_and_apply_nothing_twice() {
     let fx = Fixture::with_partitions(6).await;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use outbox::{ClaimStrategy, Relay, RelayMode};
 use serde_json::json;
 use service_runtime::Shutdown;
+use sqlx::PgPool;
 use test_support::{create_unique_topic, eventually};
 
 const KEYS: usize = 4;
@@ -285,6 +286,17 @@ async fn a_relay_slower_than_its_lease_sends_a_copy_and_its_mark_changes_nothing
     let report = healthy.relay_once().await.expect("healthy pass");
     assert_eq!((report.claimed, report.sent), (5, 5), "{report:?}");
 
+    // Where the healthy relay's records went: what the rows must keep saying.
+    let placed = |pool: PgPool| async move {
+        sqlx::query_as::<_, (uuid::Uuid, Option<i32>, Option<i64>)>(
+            "SELECT id, kafka_partition, kafka_offset FROM outbox ORDER BY seq",
+        )
+        .fetch_all(&pool)
+        .await
+        .expect("rows")
+    };
+    let by_healthy = placed(pool.clone()).await;
+
     // The slow relay wakes up and finishes its pass with the rows it claimed.
     let late = slow.publish_and_mark(claimed).await.expect("slow pass");
     assert_eq!(late.sent, 5, "its sends were acked: {late:?}");
@@ -298,6 +310,14 @@ async fn a_relay_slower_than_its_lease_sends_a_copy_and_its_mark_changes_nothing
             .iter()
             .all(|(by, state)| by == "healthy" && state == "SENT"),
         "the late mark changed nothing: {owners:?}"
+    );
+    // The guard's effect: without `version = claimed version` the late mark would
+    // overwrite each row with the slow relay's copy (another offset), and the row would
+    // point at the duplicate instead of the record the healthy relay published.
+    assert_eq!(
+        placed(pool.clone()).await,
+        by_healthy,
+        "the rows still say where the healthy relay's records are"
     );
     let received = common::read_topic(&topic).await;
     let mut copies: HashMap<String, usize> = HashMap::new();

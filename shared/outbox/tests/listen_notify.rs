@@ -30,16 +30,29 @@ async fn time_to_sent(listen_notify: bool) -> Option<Duration> {
     let relay = outbox::Relay::new(pool.clone(), common::producer(), config);
     let stop = Shutdown::default();
     let task = tokio::spawn(relay.run(stop.clone()));
-    // Let the relay finish its first pass (and LISTEN, when it does): what follows
-    // arrives between two polls.
+    // Let the relay LISTEN (when it does) and finish its first pass: a probe row,
+    // SENT by that pass (or by its notification). What follows then arrives between two
+    // polls, 30 s apart.
     wait_until_listening(&pool, listen_notify).await;
+    common::enqueue(&pool, &topic, "probe", serde_json::json!({ "n": 0 })).await;
+    eventually_with(
+        "the probe row SENT by the first pass",
+        Duration::from_secs(45),
+        Duration::from_millis(50),
+        || async {
+            let sent =
+                common::count(&pool, "SELECT count(*) FROM outbox WHERE state = 'SENT'").await;
+            if sent == 1 { Ok(()) } else { Err(sent) }
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     common::enqueue(&pool, &topic, "k", serde_json::json!({ "n": 1 })).await;
     let enqueued = Instant::now();
     let mut sent = None;
     while enqueued.elapsed() < PROMPT {
-        if common::count(&pool, "SELECT count(*) FROM outbox WHERE state = 'SENT'").await == 1 {
+        if common::count(&pool, "SELECT count(*) FROM outbox WHERE state = 'SENT'").await == 2 {
             sent = Some(enqueued.elapsed());
             break;
         }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use outbox::{ClaimStrategy, Relay, RelayMode};
@@ -91,15 +91,7 @@ async fn two_relays_keep_each_keys_order(strategy: ClaimStrategy, mode: Mode) {
     eprintln!("{strategy:?}, {mode:?}: rows sent per relay: {per_relay:?}");
 
     let received = common::read_topic(&topic).await;
-    let mut per_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    let mut copies: HashMap<String, usize> = HashMap::new();
-    for r in &received {
-        per_key
-            .entry(r.key.clone())
-            .or_default()
-            .push(r.payload["n"].as_i64().expect("n"));
-        *copies.entry(r.event_id.clone()).or_default() += 1;
-    }
+    let (copies, per_key) = common::copies_and_order(&received);
     let duplicates: usize = copies.values().map(|c| c - 1).sum();
     assert_eq!(
         copies.len(),

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::process::Command;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -60,7 +60,10 @@ async fn a_streaming_relay_killed_mid_stream_loses_nothing_and_keeps_each_keys_o
     let (db, pool) = common::migrated_db().await;
     let topic = create_unique_topic("stream-kill", 6, 3).await;
     let ids = enqueue_interleaved(&pool, &topic, KEYS, EVENTS_PER_KEY).await;
-    let spawn = || {
+    // The victim's lease is short, so its rows are taken over soon after the kill. The
+    // survivor's is long: a survivor slower than its own lease (a loaded machine)
+    // would re-claim its own rows and add copies the bound below does not count.
+    let spawn = |lease_ms: &str| {
         Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
             .env("DATABASE_URL", &db.url)
             .env(
@@ -70,7 +73,7 @@ async fn a_streaming_relay_killed_mid_stream_loses_nothing_and_keeps_each_keys_o
             .env("RELAY_MODE", "stream")
             .env("RELAY_BATCH_SIZE", "10")
             .env("RELAY_MAX_IN_FLIGHT", "40")
-            .env("RELAY_LEASE_MS", "1000")
+            .env("RELAY_LEASE_MS", lease_ms)
             .env("RELAY_POLL_MS", "100")
             .env("RUST_LOG", "warn")
             .env_remove("CRASH_AT")
@@ -80,7 +83,7 @@ async fn a_streaming_relay_killed_mid_stream_loses_nothing_and_keeps_each_keys_o
 
     // Each key's ten events go out one after another, so the stream lasts a while:
     // kill the relay once a fifth of the events are marked.
-    let mut victim = spawn();
+    let mut victim = spawn("1000");
     eventually_with(
         "the relay is mid-stream",
         Duration::from_secs(30),
@@ -106,7 +109,7 @@ async fn a_streaming_relay_killed_mid_stream_loses_nothing_and_keeps_each_keys_o
         "killed mid-stream: {in_flight} rows in flight, {unsent} unsent"
     );
 
-    let mut survivor = spawn();
+    let mut survivor = spawn("20000");
     eventually("the second relay sends the rest", || all_sent(&pool)).await;
     let stopped = Command::new("kill")
         .arg("-TERM")
@@ -116,15 +119,7 @@ async fn a_streaming_relay_killed_mid_stream_loses_nothing_and_keeps_each_keys_o
     assert!(survivor.wait().expect("wait").success(), "graceful exit");
 
     let received = common::read_topic(&topic).await;
-    let mut copies: HashMap<String, usize> = HashMap::new();
-    let mut per_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for r in &received {
-        *copies.entry(r.event_id.clone()).or_default() += 1;
-        per_key
-            .entry(r.key.clone())
-            .or_default()
-            .push(r.payload["n"].as_i64().expect("n"));
-    }
+    let (copies, per_key) = common::copies_and_order(&received);
     let duplicates: usize = copies.values().map(|c| c - 1).sum();
     eprintln!(
         "killed with {in_flight} rows in flight: {} records for {} events, {duplicates} duplicates",

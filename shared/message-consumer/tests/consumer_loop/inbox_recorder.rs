@@ -2,7 +2,13 @@
 //! delivery beside it: delivered vs duplicates suppressed vs applied, all counted by
 //! the database.
 
-use message_consumer::{DedupLayer, EventHeaders, HandleError, Handled, Handler, ReceivedMessage};
+use message_consumer::{
+    DedupLayer, EventHeaders, HandleError, Handled, Handler, MessageConsumer, ReceivedMessage,
+};
+use service_runtime::Shutdown;
+use test_support::StopHandle;
+
+use crate::support::Fixture;
 use serde_json::Value;
 use sqlx::{Executor, PgPool};
 
@@ -22,6 +28,21 @@ CREATE TABLE inbox_applied (id bigserial PRIMARY KEY, seq bigint NOT NULL, event
 CREATE TABLE accept_schema (only_row boolean PRIMARY KEY DEFAULT true, max_version integer NOT NULL);
 INSERT INTO accept_schema (max_version) VALUES (1);
 ";
+
+/// Starts a group member named `member` with `run`, as a service does, its effects
+/// taking `work` each; stop it with the handle.
+pub fn start_member(fx: &Fixture, member: &'static str, work: std::time::Duration) -> StopHandle {
+    let handler = InboxRecorder {
+        pool: fx.pool.clone(),
+        group: fx.group.clone(),
+        member,
+        work,
+    };
+    let consumer = MessageConsumer::new(fx.settings(), handler).expect("consumer");
+    let shutdown = Shutdown::default();
+    let task = tokio::spawn(consumer.run(shutdown.clone()));
+    StopHandle::new(shutdown, task)
+}
 
 /// Creates the inbox and the recorder's tables in the fixture's database.
 pub async fn install(pool: &PgPool) {
@@ -126,6 +147,24 @@ pub async fn tally(pool: &PgPool, group: &str) -> Tally {
         )
         .await,
     }
+}
+
+/// Waits (up to 90 s) until `messages` distinct messages are applied.
+pub async fn wait_all_applied(fx: &Fixture, messages: i64) {
+    test_support::eventually_with(
+        "every message applied",
+        std::time::Duration::from_secs(90),
+        std::time::Duration::from_millis(100),
+        || async {
+            let t = tally(&fx.pool, &fx.group).await;
+            if t.distinct_applied >= messages {
+                Ok(())
+            } else {
+                Err(t)
+            }
+        },
+    )
+    .await;
 }
 
 /// Deliveries per member, e.g. `[("A", 140), ("B", 160)]`.

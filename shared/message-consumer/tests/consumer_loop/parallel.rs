@@ -5,11 +5,9 @@
 
 use std::time::Duration;
 
-use message_consumer::MessageConsumer;
-use service_runtime::Shutdown;
-use test_support::{StopHandle, eventually, eventually_with};
+use test_support::eventually;
 
-use crate::inbox_recorder::{InboxRecorder, deliveries_by_member, install, tally};
+use crate::inbox_recorder::{deliveries_by_member, install, start_member, tally, wait_all_applied};
 use crate::support::Fixture;
 
 /// `seq` of event `i` of key `k`: the key's events are ordered by it.
@@ -128,19 +126,6 @@ async fn the_stored_offset_stays_before_an_unfinished_message_so_it_comes_again(
     );
 }
 
-fn start_slow(fx: &Fixture, member: &'static str, work: Duration) -> StopHandle {
-    let handler = InboxRecorder {
-        pool: fx.pool.clone(),
-        group: fx.group.clone(),
-        member,
-        work,
-    };
-    let consumer = MessageConsumer::new(fx.settings(), handler).expect("consumer");
-    let shutdown = Shutdown::default();
-    let task = tokio::spawn(consumer.run(shutdown.clone()));
-    StopHandle::new(shutdown, task)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_waits_for_the_messages_in_flight_and_hands_over_their_offsets() {
     const MESSAGES: i64 = 240;
@@ -152,28 +137,15 @@ async fn a_revoke_waits_for_the_messages_in_flight_and_hands_over_their_offsets(
     // Each effect takes 400 ms: with 16 handlers at once, a member always has messages
     // in flight on every partition it owns.
     let work = Duration::from_millis(400);
-    let a = start_slow(&fx, "A", work);
+    let a = start_member(&fx, "A", work);
     eventually("A under way", || async {
         let t = tally(&fx.pool, &fx.group).await;
         if t.applied >= 40 { Ok(()) } else { Err(t) }
     })
     .await;
     // B joins: A gives up half its partitions while it has messages in flight there.
-    let b = start_slow(&fx, "B", work);
-    eventually_with(
-        "every message applied",
-        Duration::from_secs(90),
-        Duration::from_millis(100),
-        || async {
-            let t = tally(&fx.pool, &fx.group).await;
-            if t.distinct_applied >= MESSAGES {
-                Ok(())
-            } else {
-                Err(t)
-            }
-        },
-    )
-    .await;
+    let b = start_member(&fx, "B", work);
+    wait_all_applied(&fx, MESSAGES).await;
     a.stop().await;
     b.stop().await;
 

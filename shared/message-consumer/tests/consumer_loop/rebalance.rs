@@ -5,27 +5,12 @@
 
 use std::time::Duration;
 
-use message_consumer::MessageConsumer;
-use service_runtime::Shutdown;
-use test_support::{StopHandle, eventually_with};
+use test_support::eventually_with;
 
-use crate::inbox_recorder::{InboxRecorder, deliveries_by_member, install, tally};
+use crate::inbox_recorder::{deliveries_by_member, install, start_member, tally, wait_all_applied};
 use crate::support::Fixture;
 
 const MESSAGES: i64 = 300;
-
-fn start(fx: &Fixture, member: &'static str) -> StopHandle {
-    let handler = InboxRecorder {
-        pool: fx.pool.clone(),
-        group: fx.group.clone(),
-        member,
-        work: std::time::Duration::ZERO,
-    };
-    let consumer = MessageConsumer::new(fx.settings(), handler).expect("consumer");
-    let shutdown = Shutdown::default();
-    let task = tokio::spawn(consumer.run(shutdown.clone()));
-    StopHandle::new(shutdown, task)
-}
 
 /// Waits (up to 60 s) until `member` has handled at least `n` deliveries.
 async fn wait_deliveries(fx: &Fixture, member: &str, n: i64) {
@@ -57,7 +42,7 @@ async fn a_member_joining_and_one_leaving_mid_stream_lose_nothing_and_apply_noth
 
     // The stream: 300 messages keyed by sequence number (spread over the 6 partitions),
     // one every 40 ms, produced while the group changes.
-    let a = start(&fx, "A");
+    let a = start_member(&fx, "A", Duration::ZERO);
     let producing = {
         let fx = &fx;
         async move {
@@ -70,7 +55,7 @@ async fn a_member_joining_and_one_leaving_mid_stream_lose_nothing_and_apply_noth
     let changing_the_group = async {
         // B joins once A is well into the stream: A gives up some partitions.
         wait_deliveries(&fx, "A", 30).await;
-        let b = start(&fx, "B");
+        let b = start_member(&fx, "B", Duration::ZERO);
         // A leaves once B is consuming: B takes over A's partitions.
         wait_deliveries(&fx, "B", 5).await;
         a.stop().await;
@@ -78,20 +63,7 @@ async fn a_member_joining_and_one_leaving_mid_stream_lose_nothing_and_apply_noth
     };
     let ((), b) = tokio::join!(producing, changing_the_group);
 
-    eventually_with(
-        "every message applied",
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        || async {
-            let t = tally(&fx.pool, &fx.group).await;
-            if t.distinct_applied >= MESSAGES {
-                Ok(())
-            } else {
-                Err(t)
-            }
-        },
-    )
-    .await;
+    wait_all_applied(&fx, MESSAGES).await;
     b.stop().await;
 
     let t = tally(&fx.pool, &fx.group).await;

@@ -97,6 +97,26 @@ pub async fn read_topic(topic: &str) -> Vec<Received> {
         .collect()
 }
 
+/// The topic's records counted two ways: copies per event id, and the payloads' `n`
+/// per key in the order the topic holds them (what per-key order is checked on).
+pub fn copies_and_order(
+    received: &[Received],
+) -> (
+    std::collections::HashMap<String, usize>,
+    std::collections::BTreeMap<String, Vec<i64>>,
+) {
+    let mut copies = std::collections::HashMap::<String, usize>::new();
+    let mut per_key = std::collections::BTreeMap::<String, Vec<i64>>::new();
+    for r in received {
+        *copies.entry(r.event_id.clone()).or_default() += 1;
+        per_key
+            .entry(r.key.clone())
+            .or_default()
+            .push(r.payload["n"].as_i64().expect("n"));
+    }
+    (copies, per_key)
+}
+
 pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
 }

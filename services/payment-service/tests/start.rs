@@ -12,6 +12,12 @@ async fn starts_migrates_and_is_ready() {
     env.insert("PAYMENT_EVENTS_TOPIC".into(), unique_name("payment-events"));
     env.insert("CONSUMER_GROUP".into(), unique_name("group"));
     let config = Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("config");
+    // TOPIC_REPLICATION_FACTOR is not set: the topics below get the default.
+    assert!(!env.contains_key("TOPIC_REPLICATION_FACTOR"));
+    let (bootstrap, topic) = (
+        config.infra.kafka_bootstrap_servers.clone(),
+        config.payment_events_topic.clone(),
+    );
     let app = App::build(config).await.expect("app builds");
     let addr = app.local_addr();
     let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
@@ -20,6 +26,20 @@ async fn starts_migrates_and_is_ready() {
     // The service ran its own migrations into its own database.
     let tables = test_support::table_names(&db.pool().await).await;
     assert!(tables.contains(&"payments".to_owned()), "{tables:?}");
+    // The topic the service created for its outcomes, with the defaults as deployed:
+    // three replicas, min ISR 2, no unclean leader (the store stage's defence).
+    let d = kafka_config::topic_durability(&bootstrap, &topic)
+        .await
+        .expect("describe the service's topic");
+    assert_eq!(
+        (
+            d.replication_factor,
+            d.min_insync_replicas.as_str(),
+            d.unclean_leader_election.as_str()
+        ),
+        (3, "2", "false"),
+        "{d:?}"
+    );
     stop.stop().await;
 }
 

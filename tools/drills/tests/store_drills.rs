@@ -38,6 +38,13 @@ async fn store_stage_drills_lose_nothing_acknowledged_in_the_safe_configuration(
     if wants("failover") {
         // Drill 1: acks=1 loses what only the dead leader had; acks=all acknowledged nothing
         // it could lose.
+        // acks=0: "stored" as soon as the record is on the socket, so it loses the same.
+        let none = leader_failover(&cluster, Acks::None, COUNT)
+            .await
+            .expect("failover acks=0");
+        assert_eq!(none.acknowledged, COUNT, "{none:?}");
+        assert_eq!(none.lost_acknowledged, COUNT, "{none:?}");
+        rows.push(none);
         let leader_only = leader_failover(&cluster, Acks::Leader, COUNT)
             .await
             .expect("failover acks=1");

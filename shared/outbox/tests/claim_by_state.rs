@@ -92,6 +92,71 @@ async fn a_cursor_skips_a_row_that_commits_late_and_the_claim_does_not() {
     }
 }
 
+/// The same interleaving through the real relay, against the topic: a pass publishes
+/// T2's row while T1 is still open; T1 commits (its row has the smaller seq); the next
+/// pass publishes T1's row too. A cursor relay at that point ("everything after the
+/// highest seq published") finds nothing: it would have lost T1's event, counted here.
+#[tokio::test]
+async fn the_relay_publishes_a_row_that_commits_after_a_later_one_was_sent() {
+    let (_db, pool) = common::migrated_db().await;
+    let topic = test_support::create_unique_topic("late-commit", 1, 3).await;
+    let relay = common::relay(
+        &pool,
+        "relay",
+        ClaimStrategy::SkipLocked,
+        100,
+        Duration::from_secs(30),
+    );
+
+    let mut slow = pool.begin().await.expect("begin slow");
+    let late = OutboxMessage::new(&topic, "k1", "TestEvent", json!({"n": 1}));
+    outbox::enqueue(&mut slow, &late)
+        .await
+        .expect("slow insert");
+    let early = common::enqueue(&pool, &topic, "k2", json!({"n": 2})).await;
+
+    let first = relay.relay_once().await.expect("first pass");
+    assert_eq!(
+        (first.claimed, first.sent),
+        (1, 1),
+        "only T2's row is visible: {first:?}"
+    );
+    let cursor: i64 = sqlx::query_scalar("SELECT max(seq) FROM outbox WHERE state = 'SENT'")
+        .fetch_one(&pool)
+        .await
+        .expect("highest seq published");
+    slow.commit().await.expect("slow commit");
+
+    let second = relay.relay_once().await.expect("second pass");
+    assert_eq!(
+        (second.claimed, second.sent),
+        (1, 1),
+        "T1's row, late: {second:?}"
+    );
+    let on_topic: std::collections::HashSet<String> = common::read_topic(&topic)
+        .await
+        .into_iter()
+        .map(|r| r.event_id)
+        .collect();
+    let expected: std::collections::HashSet<String> =
+        [late.id.to_string(), early.id.to_string()].into();
+    assert_eq!(
+        on_topic, expected,
+        "both events published, the late one included"
+    );
+
+    // What a cursor relay would have found after its first pass: nothing, for good.
+    let by_cursor = naive_cursor_read(&pool, cursor).await;
+    let lost_by_cursor = 2 - 1 - by_cursor.len();
+    eprintln!(
+        "late commit: the relay published 2 of 2; a cursor relay 1 of 2 (lost {lost_by_cursor})"
+    );
+    assert_eq!(
+        lost_by_cursor, 1,
+        "the cursor skips T1's row: {by_cursor:?}"
+    );
+}
+
 #[tokio::test]
 async fn two_claimers_never_claim_the_same_row() {
     let (_db, pool) = common::migrated_db().await;

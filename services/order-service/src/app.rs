@@ -99,7 +99,11 @@ impl App {
         let direct = match config.publish_mode {
             PublishMode::Outbox => None,
             PublishMode::Direct => {
-                let publisher = DirectPublisher::new(bootstrap, &config.send_log_path)
+                let settings = crate::direct_publish::producer_settings_with_queue(
+                    bootstrap,
+                    config.direct_queue_max_messages,
+                );
+                let publisher = DirectPublisher::with_settings(settings, &config.send_log_path)
                     .await
                     .map_err(|e| StartError::Client {
                         variable: "SEND_LOG_PATH",

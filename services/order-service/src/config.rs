@@ -37,6 +37,10 @@ pub struct Config {
     /// `SEND_LOG_PATH` (default `.state/order-service/send.log`): the append-only send
     /// log of `PUBLISH_MODE=direct` (see `direct_publish`). Unused in outbox mode.
     pub send_log_path: PathBuf,
+    /// `DIRECT_QUEUE_MAX_MESSAGES` (default `direct_publish::QUEUE_MAX_MESSAGES`, at least
+    /// 1): direct mode's producer queue; when it is full a request is answered `503` at
+    /// once instead of waiting.
+    pub direct_queue_max_messages: u32,
 }
 
 /// How `POST /orders` hands its event to Kafka (docs/en/02-produce.md).
@@ -93,6 +97,12 @@ impl Config {
                 lookup,
                 "SEND_LOG_PATH",
                 PathBuf::from(".state/order-service/send.log"),
+            )?,
+            direct_queue_max_messages: parse_at_least(
+                lookup,
+                "DIRECT_QUEUE_MAX_MESSAGES",
+                crate::direct_publish::QUEUE_MAX_MESSAGES,
+                1,
             )?,
         })
     }

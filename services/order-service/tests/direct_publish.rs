@@ -293,6 +293,59 @@ async fn direct_mode_with_kafka_down_fails_fast_keeps_the_order_and_repushes_it_
     remove_log(&send_log);
 }
 
+/// The same refusal seen by a client: with the producer's queue full (one message, no
+/// broker), the next `POST /orders` gets `503` with `Retry-After` at once, as problem+json,
+/// and its order is stored all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_producer_queue_answers_503_with_retry_after_at_once() {
+    let service = std::sync::Arc::new(
+        start(&[
+            ("PUBLISH_MODE", "direct"),
+            ("KAFKA_BOOTSTRAP_SERVERS", &dead_broker()),
+            ("DIRECT_QUEUE_MAX_MESSAGES", "1"),
+        ])
+        .await,
+    );
+    // The first order's event takes the one place in the queue and waits there for its
+    // delivery timeout.
+    let first = {
+        let service = std::sync::Arc::clone(&service);
+        tokio::spawn(async move { service.post_order().await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, headers, body, elapsed) = service.post_order().await;
+    eprintln!("queue full: {status} in {elapsed:?}: {body}");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "refused without waiting for a delivery timeout: {elapsed:?}"
+    );
+    assert_eq!(headers.get("retry-after").map(String::as_str), Some("5"));
+    assert_eq!(
+        headers.get("content-type").map(String::as_str),
+        Some("application/problem+json")
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("queue is full")),
+        "{body}"
+    );
+    let order = order_id(&body);
+    assert_eq!(
+        service
+            .count("SELECT count(*) FROM orders WHERE id = $1", order)
+            .await,
+        1,
+        "the order is stored"
+    );
+    let (first_status, ..) = first.await.expect("first request");
+    assert_eq!(
+        first_status, 503,
+        "the first one times out against the dead broker"
+    );
+}
+
 #[tokio::test]
 async fn a_full_producer_queue_is_refused_at_once() {
     // A queue of one message and no broker: the first send sits in the queue waiting

@@ -78,6 +78,17 @@ pub fn producer_settings(bootstrap_servers: &str) -> ProducerSettings {
     settings
 }
 
+/// [`producer_settings`] with a local queue of `queue_max_messages`
+/// (`DIRECT_QUEUE_MAX_MESSAGES`).
+pub fn producer_settings_with_queue(
+    bootstrap_servers: &str,
+    queue_max_messages: u32,
+) -> ProducerSettings {
+    let mut settings = producer_settings(bootstrap_servers);
+    settings.queue_max_messages = queue_max_messages;
+    settings
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// The producer's local queue is full: refused without waiting.

@@ -198,7 +198,20 @@ pub fn redact(value: &str) -> String {
             let _ = url.set_password(Some("***"));
             url.to_string()
         }
-        _ => value.to_owned(),
+        Ok(_) => value.to_owned(),
+        // A value that is not a valid URL is exactly what an error message quotes: it
+        // may still hold `user:password@`. Hide what stands between the user's `:` and
+        // the last `@`.
+        Err(_) => {
+            let start = value.find("://").map_or(0, |i| i + 3);
+            let Some(at) = value[start..].rfind('@').map(|i| start + i) else {
+                return value.to_owned();
+            };
+            match value[start..at].find(':').map(|i| start + i) {
+                Some(colon) => format!("{}:***{}", &value[..colon], &value[at..]),
+                None => value.to_owned(),
+            }
+        }
     }
 }
 
@@ -206,6 +219,20 @@ pub fn redact(value: &str) -> String {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn redact_hides_the_password_of_a_url_it_cannot_parse_too() {
+        assert_eq!(
+            redact("postgres://app:s3cret@db:5432/orders"),
+            "postgres://app:***@db:5432/orders"
+        );
+        // An invalid port: not a URL, yet the password must not reach a log line.
+        let unparsable = "postgres://app:s3cret@db:notaport/orders";
+        assert!(Url::parse(unparsable).is_err());
+        assert_eq!(redact(unparsable), "postgres://app:***@db:notaport/orders");
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact("not a url"), "not a url");
+    }
 
     const DEFAULTS: Defaults = Defaults {
         database: "orders",

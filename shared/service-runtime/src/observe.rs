@@ -42,7 +42,7 @@ pub fn observe(router: Router, metrics: &Metrics) -> Router {
 }
 
 async fn observe_request(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method()).to_owned();
     // Unmatched requests (404s) share one label value, so a scanner cannot create a
     // series per path it tries.
     let route = request
@@ -110,5 +110,36 @@ pub async fn metrics_upkeep(metrics: Metrics, shutdown: Shutdown) {
             () = shutdown.wait() => {},
             () = tokio::time::sleep(Duration::from_secs(5)) => {},
         }
+    }
+}
+
+/// The method as a label value: the standard methods by name, anything else `other`,
+/// so a client inventing methods cannot create a series per method.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+    use axum::http::Method;
+
+    #[test]
+    fn an_invented_method_is_labelled_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::POST), "POST");
+        let invented = Method::from_bytes(b"BREW").expect("a token");
+        assert_eq!(method_label(&invented), "other");
     }
 }

@@ -116,6 +116,10 @@ impl RelayConfig {
         let concurrency = parse_at_least(lookup, "RELAY_CONCURRENCY", d.concurrency, 1)?;
         let max_in_flight = parse_at_least(lookup, "RELAY_MAX_IN_FLIGHT", d.max_in_flight, 1)?;
         let retention_hours: u64 = parse_var(lookup, "OUTBOX_RETENTION_HOURS", 168)?;
+        // Pauses are bounded: a huge value would hold every event back (and overflow the
+        // timer that sleeps on it, a panic instead of a refusal).
+        let linger_ms = parse_millis_at_most(lookup, "RELAY_LINGER_MS", 20, 10_000)?;
+        let poll_ms = parse_millis_at_most(lookup, "RELAY_POLL_MS", 500, 3_600_000)?;
         Ok(Self {
             strategy: parse_var(lookup, "RELAY_CLAIM_STRATEGY", d.strategy)?,
             mode: parse_var(lookup, "RELAY_MODE", d.mode)?,
@@ -123,8 +127,8 @@ impl RelayConfig {
             concurrency,
             max_in_flight,
             lease: Duration::from_millis(parse_var(lookup, "RELAY_LEASE_MS", 30_000)?),
-            poll_interval: Duration::from_millis(parse_var(lookup, "RELAY_POLL_MS", 500)?),
-            linger: Duration::from_millis(parse_var(lookup, "RELAY_LINGER_MS", 20)?),
+            poll_interval: Duration::from_millis(poll_ms),
+            linger: Duration::from_millis(linger_ms),
             listen_notify: parse_var(lookup, "RELAY_LISTEN_NOTIFY", d.listen_notify)?,
             enabled: parse_var(lookup, "RELAY_ENABLED", d.enabled)?,
             max_attempts,
@@ -135,9 +139,40 @@ impl RelayConfig {
     }
 }
 
+/// A number of milliseconds no larger than `max`, or a one-line error naming `name`.
+fn parse_millis_at_most(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    max: u64,
+) -> Result<u64, service_config::ConfigError> {
+    let value: u64 = service_config::parse_var(lookup, name, default)?;
+    if value > max {
+        return Err(service_config::ConfigError::new(
+            name,
+            &value.to_string(),
+            format!("at most {max} (milliseconds)"),
+        ));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_linger_or_poll_is_refused_with_one_line() {
+        let error = config(&[("RELAY_LINGER_MS", "18446744073709551615")])
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains("RELAY_LINGER_MS") && error.contains("at most 10000"),
+            "{error}"
+        );
+        assert!(config(&[("RELAY_POLL_MS", "99999999999")]).is_err());
+        assert!(config(&[("RELAY_BATCH_SIZE", "0")]).is_err());
+    }
 
     fn config(vars: &[(&str, &str)]) -> Result<RelayConfig, service_config::ConfigError> {
         RelayConfig::from_lookup("r", &|name: &str| {

@@ -347,8 +347,9 @@ log.retention.hours=24
 ## --- Durability: the store stage -------------------------------------------------------------
 # New topics get 3 copies, one per broker: survives losing any single broker.
 default.replication.factor=3
-# acks=all succeeds only when >=2 replicas have the write: an acked record is on 2 brokers, and
-# one broker may be down without blocking producers. (3 would block writes on any failure.)
+# acks=all waits for every replica in the ISR, and is refused while the ISR has fewer than 2:
+# an acked record is on at least 2 brokers, and one broker may be down without blocking
+# producers. (3 would block writes on any failure.)
 min.insync.replicas=2
 # Never elect an out-of-sync replica as leader: that would silently drop acknowledged writes.
 # Unavailability is preferred over data loss.

@@ -71,7 +71,9 @@ impl ProducerSettings {
             .set("retry.backoff.ms", "100")
             .set("retry.backoff.max.ms", "1000")
             .set("delivery.timeout.ms", self.delivery_timeout_ms.to_string())
-            // One request must not hang longer than this; a slower ack is retried.
+            // How long the leader may wait for the in-sync replicas before it answers
+            // REQUEST_TIMED_OUT (librdkafka sends it to the broker); the client then
+            // retries, within delivery.timeout.ms.
             .set("request.timeout.ms", "10000")
             .set("linger.ms", self.linger_ms.to_string())
             // "The buffer must not hold too much": bounded, and a full queue is an

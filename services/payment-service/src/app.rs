@@ -35,9 +35,14 @@ impl App {
     /// topics, starts the `OrderCreated` consumer and the outcome relay, and binds the
     /// listener. Fails fast on bad configuration.
     pub async fn build(config: Config) -> Result<Self, StartError> {
+        // A handler holds its transaction's connection while the provider's charge takes
+        // a second one: with fewer than two per handler, handlers can wait on each other
+        // for the pool (the bench at CONSUMER_CONCURRENCY=32 against a pool of 20 did).
+        // Plus room for the outcome relay, the gauges and the purge.
+        let pool_size = u32::try_from(2 * config.consumer_concurrency + 8).unwrap_or(u32::MAX);
         let infra = Infrastructure::connect(
             &config.infra,
-            20,
+            pool_size.max(20),
             &[&outbox::MIGRATOR, &inbox::MIGRATOR, &MIGRATOR],
         )
         .await?;

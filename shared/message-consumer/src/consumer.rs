@@ -44,6 +44,17 @@ pub struct ConsumerSettings {
 /// `CONSUMER_CONCURRENCY`'s default, chosen by measurement (docs/en/08-load-and-benchmark.md).
 pub const DEFAULT_CONCURRENCY: usize = 16;
 
+/// The fewest messages received-and-unfinished before the partitions pause. Each
+/// pause and resume costs the partition a fetch round trip (about half a second here):
+/// with a buffer of 8 per handler the bench saw the consumer paced by that cycle, at
+/// exactly two buffers a second. A larger buffer makes the cycle rare; the messages it
+/// holds are small, and a revoke or a stop does not wait for the ones not started.
+pub const MIN_BUFFERED: usize = 1_000;
+
+fn buffer_for(concurrency: usize) -> usize {
+    (64 * concurrency).max(MIN_BUFFERED)
+}
+
 /// The consume stage's one decision: commit the offset before or after the effect.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OffsetCommit {
@@ -82,17 +93,16 @@ impl ConsumerSettings {
             max_backoff: Duration::from_secs(30),
             offset_commit: OffsetCommit::AfterEffect,
             concurrency: DEFAULT_CONCURRENCY,
-            max_buffered: 8 * DEFAULT_CONCURRENCY,
+            max_buffered: buffer_for(DEFAULT_CONCURRENCY),
         }
     }
 
-    /// `concurrency` handlers at once, and up to eight times as many messages received
-    /// before the partitions pause: enough queued behind busy keys to keep the handlers
-    /// fed, few enough that a rebalance hands over little.
+    /// `concurrency` handlers at once, and up to [`MIN_BUFFERED`] (or 64 per handler)
+    /// messages received before the partitions pause.
     #[must_use]
     pub fn with_concurrency(mut self, concurrency: usize) -> Self {
         self.concurrency = concurrency.max(1);
-        self.max_buffered = 8 * self.concurrency;
+        self.max_buffered = buffer_for(self.concurrency);
         self
     }
 }

@@ -193,14 +193,16 @@ pub fn render(r: &Results) -> String {
     if let Some(c) = &r.consumer {
         s.push_str(
             "## The consumer's sweep: where the CPU went while it drained\n\n\
-             | concurrency | messages/s | pgbench tps | ratio | CPU during the drain (cores; machine busy share) |\n\
-             |---|---|---|---|---|\n",
+             | concurrency | applied | messages/s | pgbench tps | ratio | CPU during the drain (cores; machine busy share) |\n\
+             |---|---|---|---|---|---|\n",
         );
         for p in &c.sweep {
             let _ = writeln!(
                 s,
-                "| {} | {:.0} | {:.0} | {:.0} % | {} |",
+                "| {} | {} of {} | {:.0} | {:.0} | {:.0} % | {} |",
                 p.concurrency,
+                p.applied,
+                c.messages,
                 p.messages_per_s,
                 p.pgbench.tps,
                 p.ratio * 100.0,

@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NATIVE := infra/native
+# Where cargo puts its builds (CARGO_TARGET_DIR when set).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 DOCKER_COMPOSE := docker compose -p reliable-messaging -f infra/compose/compose.yaml
 
 .PHONY: help
@@ -115,10 +117,13 @@ load: ## k6 scenario against the running stack (make up), SCENARIO=steady|ramp|s
 	@bash load-tests/run.sh $(or $(SCENARIO),steady)
 
 .PHONY: bench
-bench: infra-up ## Benchmark (release): API, relay, consumer vs their ceilings, e2e latency, claim strategies, RSS → bench-results/
-	cargo build --release --locked -p bench -p order-service -p payment-service
+bench: infra-up ## Benchmark (release): API, relay, consumer sweep vs their ceilings, chain saturation, e2e latency, claim strategies, RSS → bench-results/
+	@# The services exactly as `make up` builds them (same command, same profile), then
+	@# the bench on its own: building it together with them could unify features differently.
+	@bash $(NATIVE)/services.sh build
+	cargo build --release --locked -p bench
 	cargo build --release --locked -p outbox --example claim_bench
-	./target/release/bench
+	BENCH_BIN_DIR=$(TARGET_DIR)/release $(TARGET_DIR)/release/bench
 
 .PHONY: sqlx-prepare
 sqlx-prepare: infra-up ## Regenerate the committed .sqlx/ offline query data (needs sqlx-cli)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts/stops the two services of the demo as background processes on the native stack.
-#   services.sh start   build (debug) and start order-service (:8080) and payment-service (:8081)
+#   services.sh build   the release build of both services (the build `make bench` measures)
+#   services.sh start   build, then start order-service (:8080) and payment-service (:8081)
 #   services.sh stop    stop what `start` started (SIGTERM: graceful shutdown, then SIGKILL)
 #   services.sh status  one line per service
 # Logs: .state/services/<service>.log; spans: .state/traces/spans.jsonl (`make trace`)
@@ -13,9 +14,19 @@ mkdir -p "$DIR"
 SERVICES=(order-service payment-service)
 port_of() { case $1 in order-service) echo "${ORDER_SERVICE_PORT:-8080}" ;; payment-service) echo "${PAYMENT_SERVICE_PORT:-8081}" ;; esac; }
 
+# The release build (profile in the root Cargo.toml), the very binaries `make bench`
+# measures: a k6 run against `make up` sees the service the benchmark measured
+# (docs/en/08-load-and-benchmark.md). The debug build is several times slower under load.
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN_DIR="$TARGET_DIR/release"
+
+build() {
+  log "building the services (cargo build --release; a cold build takes minutes, see docs/en/08-load-and-benchmark.md)"
+  (cd "$ROOT" && cargo build --release --locked --quiet --bin order-service --bin payment-service)
+}
+
 start() {
-  log "building the services (cargo build)"
-  (cd "$ROOT" && cargo build --quiet --bin order-service --bin payment-service)
+  build
   local svc port
   for svc in "${SERVICES[@]}"; do
     port=$(port_of "$svc")
@@ -24,7 +35,7 @@ start() {
     # Spans go to one OTLP/JSON file for `make trace` (both services append to it);
     # set OTEL_EXPORTER_OTLP_ENDPOINT as well to see them in Jaeger or a collector.
     PORT="$port" OTEL_TRACES_FILE="${OTEL_TRACES_FILE:-$STATE_DIR/traces/spans.jsonl}" \
-      nohup "$ROOT/target/debug/$svc" >>"$DIR/$svc.log" 2>&1 &
+      nohup "$BIN_DIR/$svc" >>"$DIR/$svc.log" 2>&1 &
     echo $! >"$DIR/$svc.pid"
   done
   for svc in "${SERVICES[@]}"; do
@@ -71,8 +82,9 @@ status() {
 }
 
 case "${1:-}" in
+  build) build ;;
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 {start|stop|status}" >&2; exit 2 ;;
+  *) echo "usage: $0 {build|start|stop|status}" >&2; exit 2 ;;
 esac

@@ -3,15 +3,21 @@
 //!
 //! - `measure/api.rs`      order API orders/s vs pgbench doing the same two inserts
 //! - `measure/relay.rs`    relay events/s vs a raw producer with the same settings
-//! - `measure/consumer.rs` consumer messages/s vs pgbench doing the dedup + payment
-//! - `measure/e2e.rs`      order accepted → payment applied at fixed rates, NOTIFY vs
-//!   polling only; RSS of both services idle and under load
+//! - `measure/consumer.rs` consumer messages/s vs pgbench doing the dedup + payment,
+//!   at each concurrency of a sweep, pgbench at the same concurrency
+//! - `measure/saturation.rs` the chain's saturation rate (bisection over fixed arrival
+//!   rates: achieved ≥ 95 % and every order settled) vs the API's own
+//! - `measure/e2e.rs`      order accepted → payment applied at fixed rates (and at half
+//!   the chain's saturation), NOTIFY vs polling only; RSS of both services
+//! - `cpu.rs`              where the CPU went during a window (machine, services,
+//!   Postgres, brokers)
 //! - `measure/claim.rs`    the outbox claim strategies (runs `claim_bench`)
 //! - `report/`             JSON, Markdown, and an HTML page with SVG plots
 //!
 //! Everything runs on loopback against the shared stack, in databases, topics and
 //! consumer groups named after the run; the databases are dropped at the end.
 
+pub mod cpu;
 pub mod events;
 pub mod http_load;
 pub mod measure;
@@ -59,8 +65,23 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Written> {
         )
         .await;
     }
+    if settings.wants(Measurement::Saturation) {
+        results.saturation = attempt(
+            "saturation",
+            &mut results.errors,
+            measure::saturation::measure(settings),
+        )
+        .await;
+    }
     if settings.wants(Measurement::E2e) {
-        results.e2e = attempt("e2e", &mut results.errors, measure::e2e::measure(settings)).await;
+        // The latency target's rate: half of the chain's saturation, measured just now.
+        let half = results.saturation.as_ref().map(|s| s.chain.saturation / 2);
+        results.e2e = attempt(
+            "e2e",
+            &mut results.errors,
+            measure::e2e::measure(settings, half),
+        )
+        .await;
     }
     if settings.wants(Measurement::Claim) {
         results.claim = attempt(

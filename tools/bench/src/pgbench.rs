@@ -29,7 +29,10 @@ pub async fn run(
     seconds: u64,
 ) -> anyhow::Result<PgbenchResult> {
     std::fs::write(script_path, script)?;
-    let threads = clients.clamp(1, 2); // two cores
+    // As many threads as clients (`-c N -j N`): the ceiling at a concurrency is N
+    // independent sessions, as the service's N handlers or N HTTP clients are; pgbench's
+    // own threads mostly wait on the server, so more threads than cores costs little.
+    let threads = clients.max(1);
     let run = Command::new("pgbench")
         .args(["-n", "-M", "prepared"])
         .args(["-c", &clients.to_string(), "-j", &threads.to_string()])

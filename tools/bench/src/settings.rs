@@ -13,6 +13,7 @@ pub enum Measurement {
     Api,
     Relay,
     Consumer,
+    Saturation,
     E2e,
     Claim,
 }
@@ -24,9 +25,12 @@ impl FromStr for Measurement {
             "api" => Self::Api,
             "relay" => Self::Relay,
             "consumer" => Self::Consumer,
+            "saturation" => Self::Saturation,
             "e2e" => Self::E2e,
             "claim" => Self::Claim,
-            other => bail!("BENCH_ONLY: {other:?} is not one of api, relay, consumer, e2e, claim"),
+            other => bail!(
+                "BENCH_ONLY: {other:?} is not one of api, relay, consumer, saturation, e2e, claim"
+            ),
         })
     }
 }
@@ -56,8 +60,19 @@ pub struct Settings {
     /// Outbox rows the relay drains, and messages the raw producer sends
     /// (`BENCH_RELAY_EVENTS`, default 5000).
     pub relay_events: usize,
-    /// `OrderCreated` events payment-service consumes (`BENCH_CONSUMER_MESSAGES`, 2000).
+    /// `OrderCreated` events payment-service consumes per drain
+    /// (`BENCH_CONSUMER_MESSAGES`, 4000: a few seconds even at the fastest concurrency).
     pub consumer_messages: usize,
+    /// The consumer's concurrencies, each against pgbench at the same concurrency
+    /// (`BENCH_CONSUMER_SWEEP`, default `1,4,8,16,32`; 1 and the default are always in).
+    pub consumer_sweep: Vec<usize>,
+    /// Seconds of load per step of the saturation search (`BENCH_SATURATION_STEP_SECONDS`, 5).
+    pub saturation_step_seconds: u64,
+    /// Every order of a step must settle (PAID/PAYMENT_FAILED) within this many seconds
+    /// after its load stops (`BENCH_SETTLE_SECONDS`, 5).
+    pub settle_seconds: u64,
+    /// Upper end of the saturation search, orders/s (`BENCH_SATURATION_MAX`, 3000).
+    pub saturation_max: u32,
     /// Rows per combination of the claim-strategy bench (`BENCH_CLAIM_ROWS`, 5000).
     pub claim_rows: usize,
     pub only: Option<Vec<Measurement>>,
@@ -91,6 +106,17 @@ impl Settings {
         if rates.is_empty() || rates.contains(&0) {
             bail!("BENCH_RATES: rates must be positive");
         }
+        let consumer_sweep = match var("BENCH_CONSUMER_SWEEP") {
+            None => vec![1, 4, 8, 16, 32],
+            Some(list) => list
+                .split(',')
+                .map(|c| c.trim().parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .context("BENCH_CONSUMER_SWEEP: a comma-separated list of concurrencies")?,
+        };
+        if consumer_sweep.iter().any(|c| !(1..=128).contains(c)) {
+            bail!("BENCH_CONSUMER_SWEEP: each concurrency 1 to 128");
+        }
         let only = var("BENCH_ONLY")
             .map(|list| {
                 list.split(',')
@@ -114,8 +140,16 @@ impl Settings {
             consumer_messages: parse(
                 "BENCH_CONSUMER_MESSAGES",
                 var("BENCH_CONSUMER_MESSAGES"),
-                2_000,
+                4_000,
             )?,
+            consumer_sweep,
+            saturation_step_seconds: parse(
+                "BENCH_SATURATION_STEP_SECONDS",
+                var("BENCH_SATURATION_STEP_SECONDS"),
+                5,
+            )?,
+            settle_seconds: parse("BENCH_SETTLE_SECONDS", var("BENCH_SETTLE_SECONDS"), 5)?,
+            saturation_max: parse("BENCH_SATURATION_MAX", var("BENCH_SATURATION_MAX"), 3_000)?,
             claim_rows: parse("BENCH_CLAIM_ROWS", var("BENCH_CLAIM_ROWS"), 5_000)?,
             only,
             run_id: chrono::Utc::now().format("%Y%m%d%H%M%S").to_string(),
@@ -126,6 +160,14 @@ impl Settings {
         }
         if !(1..=256).contains(&settings.concurrency) {
             bail!("BENCH_CONCURRENCY: 1 to 256");
+        }
+        if !(1..=60).contains(&settings.saturation_step_seconds)
+            || !(1..=120).contains(&settings.settle_seconds)
+        {
+            bail!("BENCH_SATURATION_STEP_SECONDS: 1 to 60; BENCH_SETTLE_SECONDS: 1 to 120");
+        }
+        if !(100..=5_000).contains(&settings.saturation_max) {
+            bail!("BENCH_SATURATION_MAX: 100 to 5000 orders/s");
         }
         if settings.rates.iter().any(|r| *r > 5_000) {
             bail!("BENCH_RATES: at most 5000 orders/s each");

@@ -1,41 +1,78 @@
-//! Consumer messages/s against its database ceiling.
+//! Consumer messages/s against its database ceiling, at several concurrencies.
 //!
 //! The consumer: payment-service (release) reading a topic prefilled with `OrderCreated`
-//! events, as deployed (Redis fast path on, its outcome relay running), then once more
-//! with its relay off (`RELAY_ENABLED=false`): the outcome events stay in the outbox,
-//! and the difference is what relaying them costs the machine while it consumes. Each
-//! rate comes from the payments written: (n − 1) / (last − first `created_at`), so
-//! start-up and the group join do not count.
+//! events, as deployed (Redis fast path on, its outcome relay running), once per
+//! `CONSUMER_CONCURRENCY` of the sweep (`BENCH_CONSUMER_SWEEP`, always with 1 and
+//! `message_consumer::DEFAULT_CONCURRENCY`), then once more at the default with its
+//! relay off (`RELAY_ENABLED=false`): the outcome events stay in the outbox, and the
+//! difference is what relaying them costs the machine while it consumes. Each rate
+//! comes from the payments written: (n − 1) / (last − first `created_at`), so start-up
+//! and the group join do not count.
 //!
-//! The ceiling: pgbench doing, per message, what the handler does in Postgres — the
-//! provider's charge (its own autocommit statement), then one transaction: inbox record
-//! (`ON CONFLICT ... RETURNING (xmax = 0)`), payment row, outcome row in the outbox —
-//! with **one** client, because the consumer loop handles one message at a time
-//! (per-partition order, offset stored after the effect). Not in the script: the two
-//! Redis calls of the fast path and the Kafka fetch.
+//! The ceiling, per concurrency: pgbench doing, per message, what the handler does in
+//! Postgres — the provider's charge (its own autocommit statement), then one
+//! transaction: inbox record (`ON CONFLICT ... RETURNING (xmax = 0)`), payment row,
+//! outcome row in the outbox — with as many clients as the consumer has handlers
+//! (`-c N -j N`), against the database that drain just wrote. Not in the script: the
+//! two Redis calls of the fast path and the Kafka fetch.
 
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use serde::Serialize;
 
+use crate::cpu::{CpuUse, CpuWindow};
 use crate::events::BenchEvent;
 use crate::measure::relay::send_all;
 use crate::pgbench::{self, PgbenchResult};
 use crate::services::{RssSampler, ServiceProcess, ServiceSpec};
 use crate::{Settings, progress, stack};
 
+/// One concurrency of the sweep: the consumer and its ceiling at that concurrency.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerPoint {
+    pub concurrency: usize,
+    /// Messages applied in the drain: fewer than `ConsumerResult::messages` when the
+    /// drain's time bound ended it.
+    pub applied: usize,
+    pub messages_per_s: f64,
+    /// pgbench with `concurrency` clients.
+    pub pgbench: PgbenchResult,
+    /// `messages_per_s / pgbench.tps` (target ≥ 0.60).
+    pub ratio: f64,
+    /// The drain's CPU: the machine, payment-service, Postgres, the brokers.
+    pub cpu: CpuUse,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsumerResult {
     pub messages: usize,
-    /// As deployed: the outcome relay running beside the consumer.
-    pub consumer_messages_per_s: f64,
-    /// The same drain with the outcome relay off.
+    /// `message_consumer::DEFAULT_CONCURRENCY` of the build measured.
+    pub default_concurrency: usize,
+    /// As deployed (outcome relay on), one point per concurrency, ascending.
+    pub sweep: Vec<ConsumerPoint>,
+    /// At the default concurrency, with the outcome relay off.
     pub relay_off_messages_per_s: f64,
-    pub pgbench: PgbenchResult,
-    /// `consumer_messages_per_s / pgbench.tps` (target ≥ 0.60).
-    pub ratio: f64,
+    /// Peak RSS of payment-service draining at the default concurrency.
     pub rss_load_kib: u64,
+}
+
+impl ConsumerResult {
+    pub fn at(&self, concurrency: usize) -> Option<&ConsumerPoint> {
+        self.sweep.iter().find(|p| p.concurrency == concurrency)
+    }
+
+    /// The point at the default concurrency: the target's figure.
+    pub fn deployed(&self) -> Option<&ConsumerPoint> {
+        self.at(self.default_concurrency)
+    }
+
+    /// The sweep's fastest concurrency (messages/s).
+    pub fn fastest(&self) -> Option<&ConsumerPoint> {
+        self.sweep
+            .iter()
+            .max_by(|a, b| a.messages_per_s.total_cmp(&b.messages_per_s))
+    }
 }
 
 /// One message's database work, as in payment-service's `payments.rs` and `provider.rs`.
@@ -65,6 +102,7 @@ pub fn dedup_payment_script(outcome_payload: &str) -> String {
 
 pub async fn measure(settings: &Settings) -> anyhow::Result<ConsumerResult> {
     let n = settings.consumer_messages;
+    let default_concurrency = message_consumer::DEFAULT_CONCURRENCY;
     let topic = stack::create_topic(settings, &settings.name("consumer_order_events")).await?;
     progress(&format!("consumer: producing {n} OrderCreated events"));
     let events: Vec<BenchEvent> = (0..n as u64).map(BenchEvent::new).collect();
@@ -73,51 +111,96 @@ pub async fn measure(settings: &Settings) -> anyhow::Result<ConsumerResult> {
         .create()?;
     send_all(&producer, &topic, &events).await?;
 
-    let (consumer_messages_per_s, rss_load_kib, url) = drain(settings, &topic, n, true).await?;
-    let (relay_off_messages_per_s, _, _) = drain(settings, &topic, n, false).await?;
-
-    progress("consumer: pgbench, the dedup + payment transaction, 1 client");
     let outcome = serde_json::json!({
         "schema_version": 1,
         "order_id": uuid::Uuid::now_v7(),
         "payment_id": uuid::Uuid::now_v7(),
     });
+    let script = dedup_payment_script(&outcome.to_string());
     let dir = settings.out_dir.join("pgbench");
     std::fs::create_dir_all(&dir)?;
-    let pgbench = pgbench::run(
-        &url,
-        &dedup_payment_script(&outcome.to_string()),
-        &dir.join("consumer-dedup-payment.sql"),
-        1,
-        settings.seconds,
-    )
-    .await?;
+
+    let mut sweep = Vec::new();
+    let mut rss_load_kib = 0;
+    for concurrency in sweep_concurrencies(&settings.consumer_sweep, default_concurrency) {
+        let drained = drain(settings, &topic, n, concurrency, true).await?;
+        if concurrency == default_concurrency {
+            rss_load_kib = drained.rss_load_kib;
+        }
+        progress(&format!(
+            "consumer: pgbench, the dedup + payment transaction, {concurrency} clients"
+        ));
+        let pgbench = pgbench::run(
+            &drained.url,
+            &script,
+            &dir.join("consumer-dedup-payment.sql"),
+            concurrency,
+            settings.seconds,
+        )
+        .await?;
+        progress(&format!(
+            "consumer: concurrency {concurrency}: {:.0} messages/s, pgbench {:.0} tps",
+            drained.rate, pgbench.tps
+        ));
+        sweep.push(ConsumerPoint {
+            concurrency,
+            applied: drained.applied,
+            messages_per_s: drained.rate,
+            ratio: drained.rate / pgbench.tps.max(f64::EPSILON),
+            pgbench,
+            cpu: drained.cpu,
+        });
+    }
+    let relay_off = drain(settings, &topic, n, default_concurrency, false).await?;
     Ok(ConsumerResult {
         messages: n,
-        consumer_messages_per_s,
-        relay_off_messages_per_s,
-        ratio: consumer_messages_per_s / pgbench.tps.max(f64::EPSILON),
-        pgbench,
+        default_concurrency,
+        sweep,
+        relay_off_messages_per_s: relay_off.rate,
         rss_load_kib,
     })
 }
 
+/// The sweep's concurrencies, ascending, always with 1 (the one-at-a-time baseline)
+/// and the default (the target's figure).
+pub fn sweep_concurrencies(asked: &[usize], default: usize) -> Vec<usize> {
+    let mut all: Vec<usize> = asked.iter().copied().filter(|c| *c > 0).collect();
+    all.extend([1, default]);
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// Longest drain: at most this long per concurrency, whatever was applied by then.
+const DRAIN_WINDOW_S: u64 = 40;
+
+struct Drained {
+    /// Payments written (all `n` unless the window ended first).
+    applied: usize,
+    rate: f64,
+    rss_load_kib: u64,
+    cpu: CpuUse,
+    url: String,
+}
+
 /// payment-service, in a database and consumer group of its own, drains the `n` events
-/// of `topic`; returns messages/s, the peak RSS (KiB) and the database's URL.
+/// of `topic` with `concurrency` handlers; returns messages/s, the peak RSS (KiB), the
+/// CPU of the drain and the database's URL.
 async fn drain(
     settings: &Settings,
     topic: &str,
     n: usize,
+    concurrency: usize,
     relay: bool,
-) -> anyhow::Result<(f64, u64, String)> {
+) -> anyhow::Result<Drained> {
     let tag = if relay {
-        "consumer"
+        format!("consumer_c{concurrency}")
     } else {
-        "consumer_relay_off"
+        format!("consumer_c{concurrency}_relay_off")
     };
-    let url = stack::fresh_database(settings, &settings.name(tag)).await?;
+    let url = stack::fresh_database(settings, &settings.name(&tag)).await?;
     progress(&format!(
-        "consumer: payment-service draining the topic, relay {}",
+        "consumer: payment-service draining the topic, concurrency {concurrency}, relay {}",
         if relay { "on" } else { "off" }
     ));
     let service = ServiceProcess::start(
@@ -129,27 +212,36 @@ async fn drain(
             database_url: url.clone(),
             order_events_topic: topic.to_owned(),
             payment_events_topic: settings.name("consumer_payment_events"),
-            consumer_group: settings.name(tag),
-            extra_env: vec![("RELAY_ENABLED", relay.to_string())],
+            consumer_group: settings.name(&tag),
+            extra_env: vec![
+                ("RELAY_ENABLED", relay.to_string()),
+                ("CONSUMER_CONCURRENCY", concurrency.to_string()),
+            ],
         },
     )
     .await?;
     let sampler = RssSampler::start(vec![service.pid()]);
+    let cpu = CpuWindow::start(&[("payment-service", service.pid())]);
     let pool = stack::pool(&url, 2).await?;
-    // Bounded: at 20 messages/s even a slow machine finishes; beyond that, fail.
-    let deadline = Instant::now() + Duration::from_secs(60 + n as u64 / 20);
+    // Bounded in time, not only in count: a concurrency that stalls (it did: handlers
+    // waiting on the pool) is measured over what it applied in the window, and the
+    // sweep goes on, instead of one slow point ending the whole measurement.
+    let window = Duration::from_secs(DRAIN_WINDOW_S);
+    let deadline = Instant::now() + window;
+    let mut applied: i64;
     loop {
-        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
+        applied = sqlx::query_scalar("SELECT count(*) FROM payments")
             .fetch_one(&pool)
             .await?;
-        if applied as usize >= n {
+        if applied as usize >= n || Instant::now() > deadline {
             break;
         }
-        if Instant::now() > deadline {
-            bail!("payment-service applied {applied} of {n} before the deadline");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    if applied < 2 {
+        bail!("payment-service applied {applied} of {n} in {DRAIN_WINDOW_S} s");
+    }
+    let cpu = cpu.finish();
     let rss_load_kib = sampler.finish().await.first().copied().unwrap_or(0);
     let (count, span): (i64, f64) = sqlx::query_as(
         "SELECT count(*), extract(epoch FROM max(created_at) - min(created_at))::float8 FROM payments",
@@ -159,8 +251,17 @@ async fn drain(
     pool.close().await;
     service.stop().await?;
     let rate = (count - 1).max(0) as f64 / span.max(f64::EPSILON);
-    progress(&format!("consumer: {rate:.0} messages/s"));
-    Ok((rate, rss_load_kib, url))
+    progress(&format!(
+        "consumer: {rate:.0} messages/s, {count} of {n} applied ({})",
+        cpu.describe()
+    ));
+    Ok(Drained {
+        applied: count as usize,
+        rate,
+        rss_load_kib,
+        cpu,
+        url,
+    })
 }
 
 #[cfg(test)]
@@ -176,5 +277,12 @@ mod tests {
         assert!(at("INSERT INTO inbox") < at("INSERT INTO payments"));
         assert!(at("INSERT INTO payments") < at("INSERT INTO outbox"));
         assert!(at("INSERT INTO outbox") < at("END;"));
+    }
+
+    #[test]
+    fn the_sweep_always_holds_one_and_the_default_once_each_ascending() {
+        assert_eq!(sweep_concurrencies(&[8, 4, 0, 8], 16), vec![1, 4, 8, 16]);
+        assert_eq!(sweep_concurrencies(&[], 16), vec![1, 16]);
+        assert_eq!(sweep_concurrencies(&[32, 1], 32), vec![1, 32]);
     }
 }

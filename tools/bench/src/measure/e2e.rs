@@ -71,6 +71,9 @@ pub struct Memory {
 #[derive(Debug, Clone, Serialize)]
 pub struct E2eResult {
     pub poll_ms: u64,
+    /// Half of the chain's measured saturation rate, when the run measured it: the rate
+    /// of the latency target (NOTIFY only).
+    pub half_saturation_rate: Option<u32>,
     pub seconds_per_rate: u64,
     pub points: Vec<E2ePoint>,
     /// Both services, relay woken by NOTIFY: idle after start, peak over every rate.
@@ -85,11 +88,24 @@ impl E2eResult {
     }
 }
 
-pub async fn measure(settings: &Settings) -> anyhow::Result<E2eResult> {
+/// `half_saturation_rate`: measured at, with NOTIFY (as deployed), besides
+/// `BENCH_RATES`; polling only runs `BENCH_RATES` alone (its lesson is the low rates).
+pub async fn measure(
+    settings: &Settings,
+    half_saturation_rate: Option<u32>,
+) -> anyhow::Result<E2eResult> {
     let mut points = Vec::new();
     let mut memory = Memory::default();
     for wake in [Wake::Notify, Wake::PollOnly] {
-        let (mode_points, mode_memory) = run_mode(settings, wake).await?;
+        let mut rates = settings.rates.clone();
+        if wake == Wake::Notify
+            && let Some(half) = half_saturation_rate.filter(|r| *r > 0)
+        {
+            rates.push(half);
+            rates.sort_unstable();
+            rates.dedup();
+        }
+        let (mode_points, mode_memory) = run_mode(settings, wake, &rates).await?;
         points.extend(mode_points);
         if wake == Wake::Notify {
             memory = mode_memory;
@@ -97,13 +113,18 @@ pub async fn measure(settings: &Settings) -> anyhow::Result<E2eResult> {
     }
     Ok(E2eResult {
         poll_ms: POLL_MS,
+        half_saturation_rate,
         seconds_per_rate: settings.seconds,
         points,
         memory,
     })
 }
 
-async fn run_mode(settings: &Settings, wake: Wake) -> anyhow::Result<(Vec<E2ePoint>, Memory)> {
+async fn run_mode(
+    settings: &Settings,
+    wake: Wake,
+    rates: &[u32],
+) -> anyhow::Result<(Vec<E2ePoint>, Memory)> {
     let tag = format!("e2e_{}", wake.label().replace('-', "_"));
     let orders_url =
         stack::fresh_database(settings, &settings.name(&format!("{tag}_orders"))).await?;
@@ -157,7 +178,7 @@ async fn run_mode(settings: &Settings, wake: Wake) -> anyhow::Result<(Vec<E2ePoi
     let sampler = RssSampler::start(vec![order.pid(), payment.pid()]);
     let mut points = Vec::new();
     let mut first_index = 0;
-    for &rate in &settings.rates {
+    for &rate in rates {
         progress(&format!(
             "e2e ({}): {rate} orders/s for {}s",
             wake.label(),

@@ -6,3 +6,4 @@ pub mod claim;
 pub mod consumer;
 pub mod e2e;
 pub mod relay;
+pub mod saturation;

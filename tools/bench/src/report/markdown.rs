@@ -117,21 +117,33 @@ pub fn render(r: &Results) -> String {
             );
         }
         if let Some(c) = &r.consumer {
-            let _ = writeln!(
-                s,
-                "| consumer (payment-service), messages/s ({} messages) | {:.0} | pgbench dedup + payment, 1 client: {:.0} tps | {:.0} % |",
-                c.messages,
-                c.consumer_messages_per_s,
-                c.pgbench.tps,
-                c.ratio * 100.0
-            );
-            let _ = writeln!(
-                s,
-                "| consumer with its outcome relay off (`RELAY_ENABLED=false`), messages/s | {:.0} | pgbench dedup + payment, 1 client: {:.0} tps | {:.0} % |",
-                c.relay_off_messages_per_s,
-                c.pgbench.tps,
-                c.relay_off_messages_per_s / c.pgbench.tps.max(f64::EPSILON) * 100.0
-            );
+            for p in &c.sweep {
+                let _ = writeln!(
+                    s,
+                    "| consumer (payment-service), `CONSUMER_CONCURRENCY={}`{}, messages/s ({} messages) | {:.0} | pgbench dedup + payment, {} clients: {:.0} tps | {:.0} % |",
+                    p.concurrency,
+                    if p.concurrency == c.default_concurrency {
+                        " (the default)"
+                    } else {
+                        ""
+                    },
+                    c.messages,
+                    p.messages_per_s,
+                    p.pgbench.clients,
+                    p.pgbench.tps,
+                    p.ratio * 100.0
+                );
+            }
+            if let Some(d) = c.deployed() {
+                let _ = writeln!(
+                    s,
+                    "| consumer at the default with its outcome relay off (`RELAY_ENABLED=false`), messages/s | {:.0} | pgbench dedup + payment, {} clients: {:.0} tps | {:.0} % |",
+                    c.relay_off_messages_per_s,
+                    d.pgbench.clients,
+                    d.pgbench.tps,
+                    c.relay_off_messages_per_s / d.pgbench.tps.max(f64::EPSILON) * 100.0
+                );
+            }
         }
         s.push('\n');
     }
@@ -176,6 +188,91 @@ pub fn render(r: &Results) -> String {
             wave.max,
             wave.count
         );
+    }
+
+    if let Some(c) = &r.consumer {
+        s.push_str(
+            "## The consumer's sweep: where the CPU went while it drained\n\n\
+             | concurrency | applied | messages/s | pgbench tps | ratio | CPU during the drain (cores; machine busy share) |\n\
+             |---|---|---|---|---|---|\n",
+        );
+        for p in &c.sweep {
+            let _ = writeln!(
+                s,
+                "| {} | {} of {} | {:.0} | {:.0} | {:.0} % | {} |",
+                p.concurrency,
+                p.applied,
+                c.messages,
+                p.messages_per_s,
+                p.pgbench.tps,
+                p.ratio * 100.0,
+                p.cpu.describe()
+            );
+        }
+        if let Some(best) = c.fastest() {
+            let _ = writeln!(
+                s,
+                "\nFastest: concurrency {} ({:.0} messages/s); the default is {}.\n",
+                best.concurrency, best.messages_per_s, c.default_concurrency
+            );
+        }
+    }
+
+    if let Some(sat) = &r.saturation {
+        let _ = writeln!(
+            s,
+            "## Saturation: the highest fixed arrival rate that holds\n\n\
+             Bisection up to {} orders/s, {} s per step. A step passes when the achieved \
+             rate is ≥ 95 % of the offered one with no failed request, and (chain) every \
+             order is `PAID`/`PAYMENT_FAILED` within {} s after the last answer.\n\n\
+             | what | saturation, orders/s | ratio |\n|---|---|---|\n\
+             | API alone, relay on (as deployed) | {}{} | 100 % |\n\
+             | the chain: order → relay → payment → outcome → order settled | {}{} | {:.0} % |\n",
+            sat.upper_end,
+            sat.step_seconds,
+            sat.settle_seconds,
+            if sat.api.at_upper_end { "≥ " } else { "" },
+            sat.api.saturation,
+            if sat.chain.at_upper_end { "≥ " } else { "" },
+            sat.chain.saturation,
+            sat.ratio * 100.0
+        );
+        s.push_str(
+            "| search | offered/s | achieved/s | created | failed | dropped | settled after the load | backlog at the last answer: not relayed / not applied / not settled | CPU during the step | |\n\
+             |---|---|---|---|---|---|---|---|---|---|\n",
+        );
+        for (name, search) in [("api", &sat.api), ("chain", &sat.chain)] {
+            for st in &search.steps {
+                let chain = name == "chain";
+                let _ = writeln!(
+                    s,
+                    "| {name} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+                    st.offered,
+                    st.achieved,
+                    st.created,
+                    st.failed,
+                    st.dropped,
+                    match (chain, st.settled_after_ms) {
+                        (false, _) => "–".to_owned(),
+                        (true, Some(ms)) => format!("{ms:.0} ms"),
+                        (true, None) => format!("{} unsettled", st.unsettled),
+                    },
+                    if chain {
+                        format!(
+                            "{} / {} / {}",
+                            st.backlog_at_stop.not_relayed,
+                            st.backlog_at_stop.not_applied,
+                            st.backlog_at_stop.not_settled
+                        )
+                    } else {
+                        "–".to_owned()
+                    },
+                    st.cpu.describe(),
+                    if st.passed { "pass" } else { "**fail**" }
+                );
+            }
+        }
+        s.push('\n');
     }
 
     if let Some(e2e) = &r.e2e {
@@ -244,7 +341,7 @@ pub fn render(r: &Results) -> String {
     if let Some(c) = &r.consumer {
         let _ = writeln!(
             s,
-            "| payment-service | consumer drain | – | {} |",
+            "| payment-service | consumer drain at the default concurrency | – | {} |",
             mib(c.rss_load_kib)
         );
     }

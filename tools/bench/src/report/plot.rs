@@ -1,10 +1,11 @@
 //! The HTML page: the Markdown figures' two questions as pictures — latency against
 //! rate (NOTIFY vs polling only, p50 and p99, log scale) and each ratio against its
-//! target. Inline SVG drawn here, no script and nothing fetched from the network.
+//! target — then every figure, its tables as HTML tables (`to_html.rs`). Inline SVG
+//! drawn here, no script and nothing fetched from the network.
 
 use std::fmt::Write as _;
 
-use super::{API_TARGET, CONSUMER_TARGET, E2E_P99_TARGET_MS, RELAY_TARGET, Results};
+use super::{API_TARGET, CHAIN_TARGET, CONSUMER_TARGET, E2E_P99_TARGET_MS, RELAY_TARGET, Results};
 use crate::measure::e2e::{E2ePoint, Wake};
 
 const W: f64 = 640.0;
@@ -14,7 +15,7 @@ const RIGHT: f64 = 150.0;
 const TOP: f64 = 20.0;
 const BOTTOM: f64 = 40.0;
 
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -221,11 +222,21 @@ pub fn render(r: &Results) -> String {
             RELAY_TARGET,
         ));
     }
-    if let Some(c) = &r.consumer {
+    if let Some(c) = r.consumer.as_ref().and_then(|c| c.deployed()) {
         bars.push((
-            "consumer / pgbench dedup + payment".to_owned(),
+            format!(
+                "consumer ({}) / pgbench ({} clients)",
+                c.concurrency, c.pgbench.clients
+            ),
             c.ratio,
             CONSUMER_TARGET,
+        ));
+    }
+    if let Some(sat) = &r.saturation {
+        bars.push((
+            "chain saturation / API saturation".to_owned(),
+            sat.ratio,
+            CHAIN_TARGET,
         ));
     }
     let mut body = String::new();
@@ -241,10 +252,13 @@ pub fn render(r: &Results) -> String {
     }
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>bench {id}</title>\
-         <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}} pre{{white-space:pre-wrap}}</style></head>\
-         <body><h1>Benchmark run {id}</h1>{body}<h2>Figures</h2><pre>{md}</pre></body></html>\n",
+         <style>body{{font-family:sans-serif;max-width:80em;margin:2em auto}} \
+         table{{border-collapse:collapse;margin:0.5em 0 1.5em}} \
+         th,td{{border:1px solid #ccc;padding:0.25em 0.5em;text-align:left;vertical-align:top;font-size:0.9em}} \
+         th{{background:#f3f3f3}} tbody tr:nth-child(even){{background:#fafafa}}</style></head>\
+         <body><h1>Benchmark run {id}</h1>{body}<h2>Figures</h2>\n{figures}</body></html>\n",
         id = escape(&r.run_id),
-        md = escape(&super::render_markdown(r)),
+        figures = super::to_html::render(&super::render_markdown(r)),
     )
 }
 

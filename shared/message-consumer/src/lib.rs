@@ -32,7 +32,7 @@ mod parallel;
 pub mod replay;
 
 pub use consumer::{
-    ConsumerSettings, DEFAULT_CONCURRENCY, MessageConsumer, OffsetCommit, Processed,
+    ConsumerSettings, DEFAULT_CONCURRENCY, MIN_BUFFERED, MessageConsumer, OffsetCommit, Processed,
 };
 pub use counters::{LoopCounters, LoopCounts};
 pub use hand_over::REVOKE_WAIT;

@@ -144,6 +144,76 @@ impl ServiceProcess {
     }
 }
 
+/// The services of one measurement, on fresh databases and topics named after a tag.
+#[derive(Debug)]
+pub struct Chain {
+    pub order: ServiceProcess,
+    /// `None` when the measurement runs order-service alone.
+    pub payment: Option<ServiceProcess>,
+    pub orders_url: String,
+    pub payments_url: String,
+}
+
+/// Starts order-service (and, with `with_payment`, payment-service first) on fresh
+/// databases `<tag>_orders` / `<tag>_payments`, topics `<tag>_order_events` /
+/// `<tag>_payment_events` and groups `<tag>_order` / `<tag>_payment`, each with
+/// `extra_env`; then lets the consumers join their groups.
+pub async fn start_chain(
+    settings: &Settings,
+    tag: &str,
+    with_payment: bool,
+    extra_env: &[(&'static str, String)],
+) -> anyhow::Result<Chain> {
+    let orders_url =
+        crate::stack::fresh_database(settings, &settings.name(&format!("{tag}_orders"))).await?;
+    let payments_url =
+        crate::stack::fresh_database(settings, &settings.name(&format!("{tag}_payments"))).await?;
+    let order_topic = settings.name(&format!("{tag}_order_events"));
+    let payment_topic = settings.name(&format!("{tag}_payment_events"));
+    let payment = if with_payment {
+        Some(
+            ServiceProcess::start(
+                settings,
+                ServiceSpec {
+                    binary: "payment-service",
+                    label: format!("{tag}-payment-service"),
+                    port: settings.port_base + 1,
+                    database_url: payments_url.clone(),
+                    order_events_topic: order_topic.clone(),
+                    payment_events_topic: payment_topic.clone(),
+                    consumer_group: settings.name(&format!("{tag}_payment")),
+                    extra_env: extra_env.to_vec(),
+                },
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let order = ServiceProcess::start(
+        settings,
+        ServiceSpec {
+            binary: "order-service",
+            label: format!("{tag}-order-service"),
+            port: settings.port_base,
+            database_url: orders_url.clone(),
+            order_events_topic: order_topic,
+            payment_events_topic: payment_topic,
+            consumer_group: settings.name(&format!("{tag}_order")),
+            extra_env: extra_env.to_vec(),
+        },
+    )
+    .await?;
+    // Let the consumers join their groups before the first order.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok(Chain {
+        order,
+        payment,
+        orders_url,
+        payments_url,
+    })
+}
+
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     parse_vm_rss(&status)

@@ -18,9 +18,10 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::http_load::{self, FixedRate};
-use crate::services::{RssSampler, ServiceProcess, ServiceSpec};
+use crate::services::{Chain, RssSampler, start_chain};
 use crate::stats::Percentiles;
 use crate::{Settings, progress, stack};
+use anyhow::Context;
 
 /// The relay's poll period in the polling-only runs: the services' default.
 pub const POLL_MS: u64 = 500;
@@ -126,47 +127,18 @@ async fn run_mode(
     rates: &[u32],
 ) -> anyhow::Result<(Vec<E2ePoint>, Memory)> {
     let tag = format!("e2e_{}", wake.label().replace('-', "_"));
-    let orders_url =
-        stack::fresh_database(settings, &settings.name(&format!("{tag}_orders"))).await?;
-    let payments_url =
-        stack::fresh_database(settings, &settings.name(&format!("{tag}_payments"))).await?;
-    let order_topic = settings.name(&format!("{tag}_order_events"));
-    let payment_topic = settings.name(&format!("{tag}_payment_events"));
     let wake_env = vec![
         ("RELAY_LISTEN_NOTIFY", (wake == Wake::Notify).to_string()),
         ("RELAY_POLL_MS", POLL_MS.to_string()),
     ];
     progress(&format!("e2e ({}): starting both services", wake.label()));
-    let payment = ServiceProcess::start(
-        settings,
-        ServiceSpec {
-            binary: "payment-service",
-            label: format!("{tag}-payment-service"),
-            port: settings.port_base + 1,
-            database_url: payments_url.clone(),
-            order_events_topic: order_topic.clone(),
-            payment_events_topic: payment_topic.clone(),
-            consumer_group: settings.name(&format!("{tag}_payment")),
-            extra_env: wake_env.clone(),
-        },
-    )
-    .await?;
-    let order = ServiceProcess::start(
-        settings,
-        ServiceSpec {
-            binary: "order-service",
-            label: format!("{tag}-order-service"),
-            port: settings.port_base,
-            database_url: orders_url.clone(),
-            order_events_topic: order_topic,
-            payment_events_topic: payment_topic,
-            consumer_group: settings.name(&format!("{tag}_order")),
-            extra_env: wake_env,
-        },
-    )
-    .await?;
-    // Let both consumers join their groups before the first order.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let Chain {
+        order,
+        payment,
+        orders_url,
+        payments_url,
+    } = start_chain(settings, &tag, true, &wake_env).await?;
+    let payment = payment.context("payment-service was started")?;
     let mut memory = Memory {
         order_service_idle_kib: order.rss_kib().unwrap_or(0),
         payment_service_idle_kib: payment.rss_kib().unwrap_or(0),

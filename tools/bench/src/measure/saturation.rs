@@ -28,7 +28,7 @@ use sqlx::PgPool;
 
 use crate::cpu::{CpuUse, CpuWindow};
 use crate::http_load::{self, FixedRate};
-use crate::services::{ServiceProcess, ServiceSpec};
+use crate::services::{Chain, start_chain};
 use crate::{Settings, progress, stack};
 
 /// Achieved / offered at least this for a step to pass.
@@ -146,49 +146,13 @@ pub async fn measure(settings: &Settings) -> anyhow::Result<SaturationResult> {
 async fn search(settings: &Settings, chain: bool) -> anyhow::Result<Search> {
     let what = if chain { "chain" } else { "api" };
     let tag = format!("saturation_{what}");
-    let orders_url =
-        stack::fresh_database(settings, &settings.name(&format!("{tag}_orders"))).await?;
-    let payments_url =
-        stack::fresh_database(settings, &settings.name(&format!("{tag}_payments"))).await?;
-    let order_topic = settings.name(&format!("{tag}_order_events"));
-    let payment_topic = settings.name(&format!("{tag}_payment_events"));
     progress(&format!("saturation ({what}): starting the services"));
-    let payment = if chain {
-        Some(
-            ServiceProcess::start(
-                settings,
-                ServiceSpec {
-                    binary: "payment-service",
-                    label: format!("{tag}-payment-service"),
-                    port: settings.port_base + 1,
-                    database_url: payments_url.clone(),
-                    order_events_topic: order_topic.clone(),
-                    payment_events_topic: payment_topic.clone(),
-                    consumer_group: settings.name(&format!("{tag}_payment")),
-                    extra_env: Vec::new(),
-                },
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
-    let order = ServiceProcess::start(
-        settings,
-        ServiceSpec {
-            binary: "order-service",
-            label: format!("{tag}-order-service"),
-            port: settings.port_base,
-            database_url: orders_url.clone(),
-            order_events_topic: order_topic,
-            payment_events_topic: payment_topic,
-            consumer_group: settings.name(&format!("{tag}_order")),
-            extra_env: Vec::new(),
-        },
-    )
-    .await?;
-    // Let the consumers join their groups before the first order.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let Chain {
+        order,
+        payment,
+        orders_url,
+        payments_url,
+    } = start_chain(settings, &tag, chain, &[]).await?;
     let orders_db = stack::pool(&orders_url, 2).await?;
     let payments_db = stack::pool(&payments_url, 2).await?;
     let client = http_load::client();

@@ -108,6 +108,11 @@ drills-replication: deps ## Store-stage drills on a cluster of their own (acks, 
 	@bash $(NATIVE)/postgres.sh start >/dev/null  # drill 6's scratch database
 	cargo run -q -p drills --bin replication-drills
 
+.PHONY: drills-scale-out
+drills-scale-out: infra-up ## N order-services + M payment-services under k6, one of each killed -9; reconcile + per-key order (ORDER_SERVICES, PAYMENT_SERVICES, RATE, DURATION)
+	cargo build -q -p order-service -p payment-service -p failure-drills
+	./target/debug/scale-out-drill
+
 .PHONY: bench-claim
 bench-claim: infra-up ## Compare outbox claim strategies (SKIP LOCKED vs optimistic lock) with 1/2/4 relays
 	cargo run --release -p outbox --example claim_bench

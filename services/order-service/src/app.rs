@@ -49,7 +49,7 @@ impl App {
             .await;
 
         if config.relay.enabled {
-            let producer = infra.reliable_producer()?;
+            let producer = infra.producer(&config.relay.producer_settings(bootstrap))?;
             let relay = Relay::new(infra.pool.clone(), producer, config.relay.clone())
                 .with_metrics(&metrics);
             tasks.spawn("outbox relay", relay.run(shutdown.clone()));

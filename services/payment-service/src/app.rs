@@ -127,7 +127,11 @@ impl App {
         if config.relay.enabled {
             let relay = Relay::new(
                 infra.pool.clone(),
-                infra.reliable_producer()?,
+                infra.producer(
+                    &config
+                        .relay
+                        .producer_settings(&infra.kafka_bootstrap_servers),
+                )?,
                 config.relay.clone(),
             )
             .with_metrics(&metrics);

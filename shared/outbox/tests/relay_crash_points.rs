@@ -15,7 +15,9 @@ use test_support::{create_unique_topic, eventually};
 
 const EVENTS: usize = 8;
 /// Short, so the second process takes over quickly.
-const LEASE_MS: &str = "1000";
+const LEASE_MS: &str = "4000";
+/// Half the lease: the relay refuses a lease shorter than twice its delivery timeout.
+const DELIVERY_TIMEOUT_MS: &str = "2000";
 
 fn spawn_relay(database_url: &str, mode: &str, crash_at: Option<&str>) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_outbox-relay"));
@@ -26,6 +28,7 @@ fn spawn_relay(database_url: &str, mode: &str, crash_at: Option<&str>) -> Child 
             &test_support::ensure_stack().kafka_bootstrap_servers,
         )
         .env("RELAY_LEASE_MS", LEASE_MS)
+        .env("RELAY_DELIVERY_TIMEOUT_MS", DELIVERY_TIMEOUT_MS)
         .env("RELAY_POLL_MS", "100")
         .env("RELAY_MODE", mode)
         .env("RUST_LOG", "warn")

@@ -266,7 +266,8 @@ async fn a_relay_slower_than_its_lease_sends_a_copy_and_its_mark_changes_nothing
     for k in 0..5 {
         common::enqueue(&pool, &topic, &format!("key-{k}"), json!({ "k": k })).await;
     }
-    let lease = Duration::from_secs(1);
+    // Long enough for a delivery timeout (half the lease) that a loaded machine meets.
+    let lease = Duration::from_secs(3);
     let slow = common::relay(&pool, "slow", ClaimStrategy::SkipLocked, 100, lease);
     let claimed = slow.claim().await.expect("claim");
     assert_eq!(claimed.len(), 5);

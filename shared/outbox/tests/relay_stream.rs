@@ -63,7 +63,7 @@ async fn a_streaming_relay_killed_mid_stream_loses_nothing_and_keeps_each_keys_o
     // The victim's lease is short, so its rows are taken over soon after the kill. The
     // survivor's is long: a survivor slower than its own lease (a loaded machine)
     // would re-claim its own rows and add copies the bound below does not count.
-    let spawn = |lease_ms: &str| {
+    let spawn = |lease_ms: u64| {
         Command::new(env!("CARGO_BIN_EXE_outbox-relay"))
             .env("DATABASE_URL", &db.url)
             .env(
@@ -73,7 +73,12 @@ async fn a_streaming_relay_killed_mid_stream_loses_nothing_and_keeps_each_keys_o
             .env("RELAY_MODE", "stream")
             .env("RELAY_BATCH_SIZE", "10")
             .env("RELAY_MAX_IN_FLIGHT", "40")
-            .env("RELAY_LEASE_MS", lease_ms)
+            .env("RELAY_LEASE_MS", lease_ms.to_string())
+            // Half the lease at most, as the relay requires.
+            .env(
+                "RELAY_DELIVERY_TIMEOUT_MS",
+                (lease_ms / 2).min(15_000).to_string(),
+            )
             .env("RELAY_POLL_MS", "100")
             .env("RUST_LOG", "warn")
             .env_remove("CRASH_AT")
@@ -83,7 +88,7 @@ async fn a_streaming_relay_killed_mid_stream_loses_nothing_and_keeps_each_keys_o
 
     // Each key's ten events go out one after another, so the stream lasts a while:
     // kill the relay once a fifth of the events are marked.
-    let mut victim = spawn("1000");
+    let mut victim = spawn(1000);
     eventually_with(
         "the relay is mid-stream",
         Duration::from_secs(30),
@@ -109,7 +114,7 @@ async fn a_streaming_relay_killed_mid_stream_loses_nothing_and_keeps_each_keys_o
         "killed mid-stream: {in_flight} rows in flight, {unsent} unsent"
     );
 
-    let mut survivor = spawn("20000");
+    let mut survivor = spawn(20_000);
     eventually("the second relay sends the rest", || all_sent(&pool)).await;
     let stopped = Command::new("kill")
         .arg("-TERM")

@@ -46,9 +46,12 @@ impl Infrastructure {
         }
     }
 
-    /// The reliable producer (acks=all, idempotent) on this cluster.
-    pub fn reliable_producer(&self) -> Result<rdkafka::producer::FutureProducer, StartError> {
-        kafka_config::ProducerSettings::reliable(&self.kafka_bootstrap_servers)
+    /// A producer with `settings` (the relay's: `RelayConfig::producer_settings`).
+    pub fn producer(
+        &self,
+        settings: &kafka_config::ProducerSettings,
+    ) -> Result<rdkafka::producer::FutureProducer, StartError> {
+        settings
             .client_config()
             .create()
             .map_err(|e| StartError::Client {

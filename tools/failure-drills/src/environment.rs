@@ -66,7 +66,10 @@ impl DrillEnv {
             ("PAYMENT_EVENTS_TOPIC", self.payment_topic.as_str()),
             ("CONSUMER_GROUP", group),
             // Short lease and poll: a crashed relay's rows come back within seconds.
-            ("RELAY_LEASE_MS", "2000"),
+            // The delivery timeout is half the lease (the relay refuses less): a send
+            // slowed by a loaded machine fails back before its claim can be taken.
+            ("RELAY_LEASE_MS", "8000"),
+            ("RELAY_DELIVERY_TIMEOUT_MS", "4000"),
             ("RELAY_POLL_MS", "200"),
         ]
         .into_iter()

@@ -11,10 +11,12 @@
 pub mod catalogue;
 pub mod drills;
 pub mod environment;
+pub mod key_order;
 pub mod load;
 pub mod matrix;
 pub mod process;
 pub mod proxy;
+pub mod scale_out;
 
 use std::time::Duration;
 
@@ -27,6 +29,17 @@ pub enum DrillError {
     Setup(String),
     #[error("the drill did not go as planned: {0}")]
     Unexpected(String),
+}
+
+/// The 1, 5 and 15 minute load averages, "a b c": printed with every stamp, since
+/// figures from a busy machine are lower bounds.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Waits until every accepted order is settled and paid, or until nothing has moved for

@@ -86,6 +86,34 @@ impl ServiceProcess {
         })
     }
 
+    /// A process without an HTTP port (the scale-out drill's `sequence-consumer`):
+    /// `slot` only names its log file.
+    pub fn spawn_worker(
+        name: &'static str,
+        slot: u16,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, DrillError> {
+        let child = Command::new(binary(name)?)
+            .envs(env)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(log_file(name, slot))
+            .spawn()
+            .map_err(|e| DrillError::Setup(format!("start {name}: {e}")))?;
+        Ok(Self {
+            name,
+            port: slot,
+            base_url: String::new(),
+            child,
+        })
+    }
+
+    /// `kill -9`: no shutdown hook runs, nothing is flushed or committed.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits until `GET /healthz` answers (the process is serving), bounded.
     pub async fn wait_serving(&mut self) -> Result<(), DrillError> {
         let url = format!("{}/healthz", self.base_url);

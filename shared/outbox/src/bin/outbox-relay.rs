@@ -50,7 +50,8 @@ async fn run() -> Result<(), StartError> {
             variable: "DATABASE_URL",
             reason: e.to_string(),
         })?;
-    let producer = kafka_config::ProducerSettings::reliable(&bootstrap)
+    let producer = config
+        .producer_settings(&bootstrap)
         .client_config()
         .create()
         .map_err(|e| StartError::Client {

@@ -55,7 +55,17 @@ pub struct RelayConfig {
     pub max_in_flight: usize,
     /// How long a claim holds. A relay that dies holding rows delays them by this much
     /// (crash point R1/R2/R3); a relay slower than this may see its rows re-sent.
+    /// At least twice `delivery_timeout` (checked by `from_lookup`).
     pub lease: Duration,
+    /// The relay producer's `delivery.timeout.ms` (`RELAY_DELIVERY_TIMEOUT_MS`): how
+    /// long one send may take, retries included, before it fails back to the relay.
+    ///
+    /// **The lease must outlast the send.** A claim whose lease runs out while its send
+    /// is still in flight is claimed again by another relay (or this one), which sends
+    /// a second copy: harmless, the inbox absorbs it, but every slow send then costs a
+    /// duplicate, and with the two equal (30 s each, before) every send slower than
+    /// the lease did. Twice the timeout leaves room for the mark after the ack.
+    pub delivery_timeout: Duration,
     /// The fallback poll when no notification arrives (the note's "scheduled job").
     pub poll_interval: Duration,
     /// The shortest time between the starts of two passes of the lead lane, or between
@@ -88,6 +98,8 @@ impl RelayConfig {
             concurrency: 4,
             max_in_flight: 2_000,
             lease: Duration::from_secs(30),
+            // 15 s (the producer's default elsewhere is 30 s): half the lease.
+            delivery_timeout: Duration::from_secs(15),
             poll_interval: Duration::from_millis(500),
             linger: Duration::from_millis(20),
             listen_notify: true,
@@ -100,7 +112,8 @@ impl RelayConfig {
 
     /// Reads `RELAY_MODE` (`stream` | `wave`, default stream), `RELAY_CLAIM_STRATEGY`
     /// (`skip-locked` | `optimistic-lock`), `RELAY_BATCH_SIZE`, `RELAY_CONCURRENCY`
-    /// (default 4), `RELAY_MAX_IN_FLIGHT` (default 2000), `RELAY_LEASE_MS`,
+    /// (default 4), `RELAY_MAX_IN_FLIGHT` (default 2000), `RELAY_LEASE_MS` (default
+    /// 30000), `RELAY_DELIVERY_TIMEOUT_MS` (default 15000, at most half the lease),
     /// `RELAY_POLL_MS`, `RELAY_LINGER_MS`, `RELAY_LISTEN_NOTIFY`, `RELAY_ENABLED`
     /// (true | false), `RELAY_MAX_ATTEMPTS` (default 20) and `OUTBOX_RETENTION_HOURS`
     /// (default 168).
@@ -120,13 +133,31 @@ impl RelayConfig {
         // timer that sleeps on it, a panic instead of a refusal).
         let linger_ms = parse_millis_at_most(lookup, "RELAY_LINGER_MS", 20, 10_000)?;
         let poll_ms = parse_millis_at_most(lookup, "RELAY_POLL_MS", 500, 3_600_000)?;
+        let lease_ms: u64 = parse_var(lookup, "RELAY_LEASE_MS", 30_000)?;
+        let delivery_timeout_ms = parse_millis_at_most(
+            lookup,
+            "RELAY_DELIVERY_TIMEOUT_MS",
+            15_000,
+            u64::from(u32::MAX),
+        )?;
+        if lease_ms < delivery_timeout_ms.saturating_mul(2) {
+            return Err(service_config::ConfigError::new(
+                "RELAY_LEASE_MS",
+                &lease_ms.to_string(),
+                format!(
+                    "at least twice RELAY_DELIVERY_TIMEOUT_MS ({delivery_timeout_ms}): a send \
+                     still in flight when its lease ran out would be claimed and sent again"
+                ),
+            ));
+        }
         Ok(Self {
             strategy: parse_var(lookup, "RELAY_CLAIM_STRATEGY", d.strategy)?,
             mode: parse_var(lookup, "RELAY_MODE", d.mode)?,
             batch_size: parse_at_least(lookup, "RELAY_BATCH_SIZE", d.batch_size, 1)?,
             concurrency,
             max_in_flight,
-            lease: Duration::from_millis(parse_var(lookup, "RELAY_LEASE_MS", 30_000)?),
+            lease: Duration::from_millis(lease_ms),
+            delivery_timeout: Duration::from_millis(delivery_timeout_ms),
             poll_interval: Duration::from_millis(poll_ms),
             linger: Duration::from_millis(linger_ms),
             listen_notify: parse_var(lookup, "RELAY_LISTEN_NOTIFY", d.listen_notify)?,
@@ -136,6 +167,17 @@ impl RelayConfig {
             purge_interval: d.purge_interval,
             relay_id: d.relay_id,
         })
+    }
+}
+
+impl RelayConfig {
+    /// The reliable producer's settings (`ProducerSettings::reliable`: acks=all,
+    /// idempotence) with this relay's delivery timeout.
+    pub fn producer_settings(&self, bootstrap_servers: &str) -> kafka_config::ProducerSettings {
+        let mut settings = kafka_config::ProducerSettings::reliable(bootstrap_servers);
+        settings.delivery_timeout_ms =
+            u32::try_from(self.delivery_timeout.as_millis()).unwrap_or(u32::MAX);
+        settings
     }
 }
 
@@ -180,6 +222,26 @@ mod tests {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| (*v).to_owned())
         })
+    }
+
+    #[test]
+    fn a_lease_shorter_than_twice_the_delivery_timeout_is_refused_with_one_line() {
+        let error = config(&[("RELAY_LEASE_MS", "20000")])
+            .expect_err("20 s lease against the 15 s default delivery timeout")
+            .to_string();
+        assert!(
+            error.contains("RELAY_LEASE_MS") && error.contains("RELAY_DELIVERY_TIMEOUT_MS"),
+            "{error}"
+        );
+        assert!(!error.contains('\n'), "{error}");
+        let short = config(&[
+            ("RELAY_LEASE_MS", "2000"),
+            ("RELAY_DELIVERY_TIMEOUT_MS", "1000"),
+        ])
+        .expect("twice is enough");
+        assert_eq!(short.producer_settings("k:9092").delivery_timeout_ms, 1000);
+        let defaults = config(&[]).expect("the defaults pass their own rule");
+        assert!(defaults.lease >= 2 * defaults.delivery_timeout);
     }
 
     #[test]

@@ -25,14 +25,17 @@ pub fn relay(
     batch_size: i64,
     lease: Duration,
 ) -> Relay {
-    Relay::new(
-        pool.clone(),
-        producer(),
-        relay_config(id, strategy, batch_size, lease),
-    )
+    let config = relay_config(id, strategy, batch_size, lease);
+    let producer = config
+        .producer_settings(&ensure_stack().kafka_bootstrap_servers)
+        .client_config()
+        .create()
+        .expect("producer");
+    Relay::new(pool.clone(), producer, config)
 }
 
-/// The configuration [`relay`] uses: the defaults with a short poll.
+/// The configuration [`relay`] uses: the defaults with a short poll, and a delivery
+/// timeout of at most half the lease (the rule `RelayConfig::from_lookup` enforces).
 pub fn relay_config(
     id: &str,
     strategy: ClaimStrategy,
@@ -43,6 +46,7 @@ pub fn relay_config(
     config.strategy = strategy;
     config.batch_size = batch_size;
     config.lease = lease;
+    config.delivery_timeout = config.delivery_timeout.min(lease / 2);
     config.poll_interval = Duration::from_millis(50);
     config
 }

@@ -68,17 +68,13 @@ async fn main() -> std::process::ExitCode {
     // A full run (no filter) writes its figures into the docs' failure-matrix pages.
     if filter.is_empty() && failed == 0 {
         // When and under what load: figures from a busy machine are lower bounds.
-        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         let stamp = format!(
             "{} drills, {:.0} s, `make drills` on this machine, finished {} UTC \
              (load average {}).\n\n",
             rows.len(),
             started.elapsed().as_secs_f64(),
             chrono::Utc::now().format("%Y-%m-%d %H:%M"),
-            load.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
+            failure_drills::load_average()
         );
         for (lang, table) in [
             ("en", matrix::markdown(&rows)),

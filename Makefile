@@ -94,6 +94,12 @@ metrics: ## Both services' GET /metrics (:8080, :8081), without the histogram bu
 reconcile: ## Count accepted orders, events in Kafka, deliveries, payments: lost / double-applied (exit 1 if any)
 	@cargo run -q -p reconcile
 
+.PHONY: outbox-retry
+outbox-retry: ## The relay's FAILED outbox rows: list them, or put back ID=<event id>, KEY=<message key> or ALL=1 (DB=payments: payment-service's outbox)
+	@DATABASE_URL=$${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/$(or $(DB),orders)} \
+	  cargo run -q -p outbox --bin outbox-admin -- \
+	  $(if $(ID),retry $(ID),$(if $(KEY),retry-key $(KEY),$(if $(ALL),retry-all,list)))
+
 .PHONY: drills
 drills: infra-up ## The failure matrix: crash points, rebalance, outages, poison, with unsafe toggles (FILTER=<name part>)
 	cargo build -q -p order-service -p payment-service -p failure-drills

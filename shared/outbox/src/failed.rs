@@ -1,9 +1,11 @@
 //! The rows the relay gave up on (`FAILED`), and the operator's way back.
 //!
-//! A row becomes `FAILED` after `RELAY_MAX_ATTEMPTS` failed sends (`relay/mark.rs`). It
-//! holds back the later events of its key (`relay/claim.rs`), so it must be looked at:
-//! find it with [`failed_rows`] (or `SELECT ... WHERE state = 'FAILED'`), fix the cause,
-//! then [`retry_failed`].
+//! A row becomes `FAILED` after `RELAY_MAX_ATTEMPTS` sends that failed for a permanent
+//! reason (no such topic, record too large, not authorized: `relay/mark.rs`); a broker
+//! outage never makes one. It holds back the later events of its key
+//! (`relay/claim.rs`), so it must be looked at: find it with [`failed_rows`] (or
+//! `make outbox-retry`, the `outbox-admin` binary), fix the cause, then put it back with
+//! [`put_back_failed`]: one row, a key's, or all.
 
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -30,19 +32,44 @@ pub async fn failed_rows(pool: &PgPool) -> Result<Vec<FailedRow>, sqlx::Error> {
     .await
 }
 
-/// Puts a `FAILED` row back to `PENDING`, claimable now, with its attempts reset (it
-/// gets `RELAY_MAX_ATTEMPTS` fresh tries); the later events of its key follow it once it
-/// is sent. Returns false when `event_id` is not a `FAILED` row (unknown, or already
-/// released). An operator's tool: run it after fixing what made the sends fail.
-pub async fn retry_failed(pool: &PgPool, event_id: Uuid) -> Result<bool, sqlx::Error> {
+/// Which `FAILED` rows to put back.
+#[derive(Debug, Clone, Copy)]
+pub enum FailedRows<'a> {
+    /// One row, by its event id.
+    One(Uuid),
+    /// Every FAILED row of one message key (an order's events).
+    Key(&'a str),
+    /// Every FAILED row.
+    All,
+}
+
+/// Puts `FAILED` rows back to `PENDING`, claimable now, with their attempts reset (each
+/// gets `RELAY_MAX_ATTEMPTS` fresh tries); the later events of their keys follow once
+/// they are sent. Returns how many rows went back. An operator's tool: run it after
+/// fixing what made the sends fail.
+pub async fn put_back_failed(pool: &PgPool, which: FailedRows<'_>) -> Result<u64, sqlx::Error> {
+    let (id, key) = match which {
+        FailedRows::One(id) => (Some(id), None),
+        FailedRows::Key(key) => (None, Some(key)),
+        FailedRows::All => (None, None),
+    };
     let updated = sqlx::query!(
         r#"UPDATE outbox
               SET state = 'PENDING', attempts = 0, version = version + 1,
                   available_at = now(), claimed_by = NULL
-            WHERE id = $1 AND state = 'FAILED'"#,
-        event_id,
+            WHERE state = 'FAILED'
+              AND ($1::uuid IS NULL OR id = $1)
+              AND ($2::text IS NULL OR message_key = $2)"#,
+        id,
+        key,
     )
     .execute(pool)
     .await?;
-    Ok(updated.rows_affected() == 1)
+    Ok(updated.rows_affected())
+}
+
+/// Puts one `FAILED` row back ([`put_back_failed`]). Returns false when `event_id` is
+/// not a `FAILED` row (unknown, or already released).
+pub async fn retry_failed(pool: &PgPool, event_id: Uuid) -> Result<bool, sqlx::Error> {
+    Ok(put_back_failed(pool, FailedRows::One(event_id)).await? == 1)
 }

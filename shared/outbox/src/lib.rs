@@ -35,7 +35,7 @@ mod housekeeping;
 mod message;
 pub mod relay;
 
-pub use failed::{FailedRow, failed_rows, retry_failed};
+pub use failed::{FailedRow, FailedRows, failed_rows, put_back_failed, retry_failed};
 pub use gauges::OutboxGauges;
 pub use housekeeping::purge_sent_once;
 pub use message::{OutboxMessage, enqueue};

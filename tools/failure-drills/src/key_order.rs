@@ -3,8 +3,8 @@
 //! An order id carries one event per topic, so the orders of a k6 run cannot show that
 //! a key's events stay in order. The scale-out drill therefore adds keys that carry
 //! several events each: `EVENTS_PER_KEY` numbered events per key, written into the
-//! order database's outbox with `outbox::enqueue` (the same call the API makes), each
-//! in its own transaction and only after the key's previous one committed. The
+//! order database's outbox with `outbox::enqueue` (the same call the API makes), back to
+//! back, each in its own transaction and only after the key's previous one committed. The
 //! order-services' relays publish them with the orders, to a topic of the drill's own;
 //! the drill's `sequence-consumer` processes apply them through the shared consumer
 //! loop and the inbox, one effect row per event.
@@ -40,22 +40,26 @@ pub const EFFECTS_TABLE: &str = "CREATE TABLE IF NOT EXISTS sequence_effects (
     applied_at timestamptz NOT NULL DEFAULT clock_timestamp())";
 
 /// Writes `events` numbered events for each of `keys` keys into the outbox of
-/// `orders_db`, bound for `topic`. Keys are written concurrently; within a key, event
-/// n+1 is enqueued only after event n's transaction committed, with `pace` between.
+/// `orders_db`, bound for `topic`. The keys start one after another, spread over
+/// `spread`; each key then writes its events back to back, each in its own transaction
+/// and only after the previous one committed. A key's events are therefore unsent side
+/// by side, and two relays could each claim one of them, were it not for the claim's
+/// per-key clause.
 pub async fn write_sequences(
     orders_db: &PgPool,
     topic: &str,
     keys: usize,
     events: u32,
-    pace: Duration,
+    spread: Duration,
 ) -> Result<(), DrillError> {
     let mut writers = tokio::task::JoinSet::new();
     for k in 0..keys {
         let (pool, topic) = (orders_db.clone(), topic.to_owned());
+        let start = spread.mul_f64(k as f64 / keys.max(1) as f64);
         writers.spawn(async move {
+            tokio::time::sleep(start).await;
             let key = format!("sequence-{k:03}");
             for step in 0..events {
-                tokio::time::sleep(pace).await;
                 let message = outbox::OutboxMessage::new(
                     &topic,
                     &key,

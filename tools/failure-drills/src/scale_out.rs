@@ -71,6 +71,9 @@ pub struct Outcome {
     pub k6_orders: u64,
     pub k6_failed_requests: u64,
     pub k6_replayed: u64,
+    /// Failed sends the order-services' relays retried (counters of the processes alive
+    /// at the end: the killed one's are gone with it).
+    pub relay_retries: u64,
     pub report: reconcile::Report,
     pub key_order: KeyOrderReport,
     /// What happened when, in seconds from the start of the load.
@@ -121,6 +124,11 @@ pub async fn run(settings: ScaleOut) -> Result<Outcome, DrillError> {
     // Instances: each on its own port; order-services each with a send log of its own.
     let order_env = |i: usize| {
         let mut vars = env.order_service_env();
+        // Under k6 on two shared cores an ack can take seconds: a delivery timeout that
+        // short would fail sends that then succeed on the retry, a copy each. The lease
+        // (twice it) is what a killed relay's rows wait before the survivor takes them.
+        vars.insert("RELAY_DELIVERY_TIMEOUT_MS".into(), "10000".into());
+        vars.insert("RELAY_LEASE_MS".into(), "20000".into());
         let log = std::env::temp_dir().join(format!("{}-{i}.send.log", env.order_topic));
         vars.insert("SEND_LOG_PATH".into(), log.display().to_string());
         vars
@@ -168,10 +176,11 @@ pub async fn run(settings: ScaleOut) -> Result<Outcome, DrillError> {
             settings.payment_services
         ),
     )];
-    let pace = settings.duration / (settings.events_per_key + 1);
     let writers = {
         let (pool, topic) = (env.orders_pool().await, sequence_topic.clone());
         let (keys, events) = (settings.keys, settings.events_per_key);
+        // The keys start over the whole run, so some are mid-sequence at the kills.
+        let spread = settings.duration;
         tokio::spawn(
             async move { key_order::write_sequences(&pool, &topic, keys, events, pace).await },
         )
@@ -242,6 +251,10 @@ pub async fn run(settings: ScaleOut) -> Result<Outcome, DrillError> {
     )
     .await?;
     let k6 = read_k6_summary(&summary);
+    let mut relay_retries = 0;
+    for o in orders.iter().flatten() {
+        relay_retries += counter(&o.base_url, "relay_publish_retries_total").await;
+    }
     for p in orders.into_iter().chain(payments).flatten() {
         p.stop().await;
     }
@@ -254,10 +267,23 @@ pub async fn run(settings: ScaleOut) -> Result<Outcome, DrillError> {
         k6_orders: k6.0,
         k6_failed_requests: k6.1,
         k6_replayed: k6.2,
+        relay_retries,
         report,
         key_order,
         timeline,
     })
+}
+
+/// A counter's value from a service's `GET /metrics` (0 when absent).
+async fn counter(base_url: &str, name: &str) -> u64 {
+    let text = match reqwest::get(format!("{base_url}/metrics")).await {
+        Ok(answer) => answer.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 /// `kill -9` of the instance in `slot`; its port, for the restart.
@@ -376,7 +402,8 @@ pub fn markdown(outcome: &Outcome, load_average: &str) -> String {
          | requests that failed (a killed instance) and were retried with the same key | {} |\n\
          | answers replayed from the Idempotency-Key | {} |\n\
          | orders accepted | {} |\n\
-         | published duplicate copies (a relay killed between send and mark) | {} |\n\
+         | failed sends retried by the relays alive at the end | {} |\n\
+         | published duplicate copies (a send retried or re-claimed after it reached Kafka) | {} |\n\
          | duplicates suppressed by the inbox | {} |\n\
          | applied (payments) | {} |\n\
          | settled (PAID / PAYMENT_FAILED) | {} |\n\
@@ -390,6 +417,7 @@ pub fn markdown(outcome: &Outcome, load_average: &str) -> String {
         outcome.k6_failed_requests,
         outcome.k6_replayed,
         r.accepted,
+        outcome.relay_retries,
         r.published_duplicate_copies,
         r.duplicates_suppressed_by_inbox,
         r.applied,

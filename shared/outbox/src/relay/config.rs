@@ -77,9 +77,11 @@ pub struct RelayConfig {
     /// Run the relay inside the service (`RELAY_ENABLED`). Off when `outbox-relay`
     /// processes do the work instead.
     pub enabled: bool,
-    /// Claims a row gets before a failed send gives it up as `FAILED`
+    /// Claims a row gets before a **permanent** send failure (no such topic, record too
+    /// large, not authorized: `publish::SendFailure`) gives it up as `FAILED`
     /// (`RELAY_MAX_ATTEMPTS`, at least 1). With the backoff capped at 30 s, 20 attempts
-    /// keep a row trying for about seven minutes.
+    /// keep such a row trying for about seven minutes. Transient failures (a broker
+    /// down) are retried without limit and never give a row up.
     pub max_attempts: i32,
     /// How long `SENT` rows are kept before housekeeping deletes them
     /// (`OUTBOX_RETENTION_HOURS`, in hours).

@@ -6,6 +6,7 @@ use rdkafka::producer::future_producer::Delivery;
 use sqlx::PgPool;
 
 use super::ClaimedRow;
+use super::publish::SendFailure;
 
 /// `SENDING` → `SENT` for every acked row of a pass (or, streaming, for every ack that
 /// arrived since the last mark), with where the broker put each,
@@ -54,24 +55,33 @@ pub(super) async fn mark_sent(
 pub(super) enum Released {
     /// Back to `PENDING`, claimable again after a backoff.
     ForRetry,
-    /// `FAILED`: it had used up its attempts; only an operator brings it back.
+    /// `FAILED`: a permanent failure, attempts used up; only an operator brings it back.
     GaveUp,
     /// Our claim was gone (lease lost); the row belongs to another relay.
     LeaseLost,
 }
 
-/// After a failed send, decides the row's fate. `attempts` counts claims (the claim
-/// bumps it), so a row claimed `max_attempts` times and failing now is given up:
-/// `FAILED`, never `SENT`, and a loud error naming its key, because every later event
-/// of that key now waits behind it (see `claim.rs`). Otherwise `SENDING` → `PENDING`,
-/// claimable again after a backoff that doubles with each attempt (capped at 30 s).
+/// After a failed send, decides the row's fate.
+///
+/// - A **transient** failure (the broker down or slow, see [`SendFailure`]) is never
+///   given up: `SENDING` → `PENDING`, claimable again after a backoff that doubles with
+///   each attempt and is capped at 30 s. An outage of any length therefore ends with
+///   every row sent, with no operator. (Before, every failure counted toward
+///   `RELAY_MAX_ATTEMPTS`: a Kafka outage of about 15 minutes turned every row accepted
+///   during it `FAILED`, and its orders stayed unpaid after Kafka came back.)
+/// - A **permanent** failure (no such topic, record too large, not authorized) is
+///   retried the same way while the row has attempts left, in case the cause is fixed
+///   meanwhile (a topic being created), and then given up: `FAILED`, never `SENT`, and a
+///   loud error naming its key, because every later event of that key now waits
+///   behind it (see `claim.rs`). `attempts` counts claims, transient ones included.
 pub(super) async fn release_for_retry(
     pool: &PgPool,
     row: &ClaimedRow,
-    error: &str,
+    failure: &SendFailure,
     max_attempts: i32,
 ) -> Result<Released, sqlx::Error> {
-    if row.attempts >= max_attempts {
+    let error = failure.reason.as_str();
+    if failure.permanent && row.attempts >= max_attempts {
         let updated = sqlx::query!(
             r#"UPDATE outbox SET state = 'FAILED', last_error = $3
                 WHERE id = $1 AND version = $2"#,
@@ -90,8 +100,8 @@ pub(super) async fn release_for_retry(
             topic = %row.topic,
             attempts = row.attempts,
             %error,
-            "outbox row FAILED after its last attempt: later events of key {:?} are held \
-             back until an operator runs outbox::retry_failed",
+            "outbox row FAILED (a permanent error, after its last attempt): later events of \
+             key {:?} are held back until an operator puts it back (make outbox-retry)",
             row.message_key,
         );
         return Ok(Released::GaveUp);

@@ -146,15 +146,16 @@ impl Relay {
         Ok(report)
     }
 
-    /// A failed send: back to `PENDING` for a retry, or `FAILED` after its last attempt
-    /// (the policy is `mark::release_for_retry`'s), counted either way.
+    /// A failed send: back to `PENDING` for a retry, or `FAILED` when it can never
+    /// succeed (the policy is `mark::release_for_retry`'s), counted either way.
     async fn release_failed(
         &self,
         row: &ClaimedRow,
-        error: &str,
+        failure: &publish::SendFailure,
     ) -> Result<mark::Released, sqlx::Error> {
+        let error = &failure.reason;
         let released =
-            mark::release_for_retry(&self.pool, row, error, self.config.max_attempts).await?;
+            mark::release_for_retry(&self.pool, row, failure, self.config.max_attempts).await?;
         match released {
             // Logged in mark.rs; counted here: a FAILED row is a message that will not
             // reach Kafka until an operator acts.

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use futures::future::join_all;
 use kafka_config::headers;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::future_producer::{Delivery, DeliveryFuture};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -26,12 +27,63 @@ pub(super) async fn publish_all(
     producer: &FutureProducer,
     rows: &[ClaimedRow],
     metrics: &RelayMetrics,
-) -> Vec<Result<Delivery, String>> {
+) -> Vec<Result<Delivery, SendFailure>> {
     join_all(
         rows.iter()
             .map(|row| async move { enqueue(producer, row)?.acked(metrics).await }),
     )
     .await
+}
+
+/// A send that failed, and whether trying it again can ever succeed.
+///
+/// Most failures pass: a broker down or slow (`MessageTimedOut`, `AllBrokersDown`,
+/// `QueueFull`), a leader moving, too few in-sync replicas. Such a row is retried for as
+/// long as it takes, with a backoff capped at 30 s (`mark.rs`): an outage of any length
+/// ends with every event sent, and nobody has to act. Only what no retry can fix is
+/// *permanent*, and only that is ever given up (`FAILED`):
+/// - the topic or partition does not exist (the cluster does not create topics);
+/// - the record is too large for the broker, or invalid;
+/// - the producer is not allowed to write (authorization, authentication, policy).
+#[derive(Debug, Clone)]
+pub(crate) struct SendFailure {
+    pub reason: String,
+    pub permanent: bool,
+}
+
+impl SendFailure {
+    pub(super) fn transient(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            permanent: false,
+        }
+    }
+
+    fn from_kafka(error: &KafkaError) -> Self {
+        use RDKafkaErrorCode as C;
+        let permanent = matches!(
+            error.rdkafka_error_code(),
+            Some(
+                C::UnknownTopicOrPartition
+                    | C::UnknownTopic
+                    | C::UnknownPartition
+                    | C::InvalidTopic
+                    | C::MessageSizeTooLarge
+                    | C::InvalidMessageSize
+                    | C::InvalidRecord
+                    | C::TopicAuthorizationFailed
+                    | C::ClusterAuthorizationFailed
+                    | C::TransactionalIdAuthorizationFailed
+                    | C::Authentication
+                    | C::SaslAuthenticationFailed
+                    | C::PolicyViolation
+            )
+        );
+        Self {
+            reason: error.to_string(),
+            permanent,
+        }
+    }
 }
 
 /// A record in the producer's hands, its delivery report still to come.
@@ -44,7 +96,7 @@ pub(super) struct Sent {
 impl Sent {
     /// Waits for the delivery report: the broker's ack (with `acks=all`: every in-sync
     /// replica has the record) or the error that ended the producer's retries.
-    pub(super) async fn acked(self, metrics: &RelayMetrics) -> Result<Delivery, String> {
+    pub(super) async fn acked(self, metrics: &RelayMetrics) -> Result<Delivery, SendFailure> {
         let span = self.span.clone();
         let report = self.delivery.instrument(self.span).await;
         match report {
@@ -54,15 +106,15 @@ impl Sent {
                 Ok(delivery)
             }
             Ok(Err((error, _message))) => {
-                let error = error.to_string();
-                telemetry::spans::record_error(&span, &error);
-                Err(error)
+                let failure = SendFailure::from_kafka(&error);
+                telemetry::spans::record_error(&span, &failure.reason);
+                Err(failure)
             }
             // The producer was dropped with the record still queued.
             Err(_canceled) => {
-                let error = "producer closed before the delivery report".to_owned();
-                telemetry::spans::record_error(&span, &error);
-                Err(error)
+                let failure = SendFailure::transient("producer closed before the delivery report");
+                telemetry::spans::record_error(&span, &failure.reason);
+                Err(failure)
             }
         }
     }
@@ -71,8 +123,12 @@ impl Sent {
 /// Hands `row` to the producer's queue and returns at once. Records of one producer to
 /// one partition leave in the order they were enqueued, and the idempotent producer
 /// keeps that order through its retries.
-pub(super) fn enqueue(producer: &FutureProducer, row: &ClaimedRow) -> Result<Sent, String> {
-    let payload = serde_json::to_vec(&row.payload).map_err(|e| e.to_string())?;
+pub(super) fn enqueue(producer: &FutureProducer, row: &ClaimedRow) -> Result<Sent, SendFailure> {
+    // A payload that cannot be serialized never will be.
+    let payload = serde_json::to_vec(&row.payload).map_err(|e| SendFailure {
+        reason: e.to_string(),
+        permanent: true,
+    })?;
     let event_id = row.id.to_string();
     // The PRODUCER span continues the trace of the request that wrote the row: its
     // context crossed the database in the row's `traceparent` column, and crosses Kafka
@@ -117,9 +173,9 @@ pub(super) fn enqueue(producer: &FutureProducer, row: &ClaimedRow) -> Result<Sen
             started,
         }),
         Err(error) => {
-            let error = error.to_string();
-            telemetry::spans::record_error(&span, &error);
-            Err(error)
+            let failure = SendFailure::from_kafka(&error);
+            telemetry::spans::record_error(&span, &failure.reason);
+            Err(failure)
         }
     }
 }

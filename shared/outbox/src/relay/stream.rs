@@ -46,13 +46,13 @@ use service_runtime::Shutdown;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::metrics::RelayMetrics;
-use super::publish::{self, Sent};
+use super::publish::{self, SendFailure, Sent};
 use super::{ClaimedRow, Relay, Signals, backoff, claim, mark};
 
 /// A row handed to the producer, or refused by it at once (its queue full).
-type Handed = (ClaimedRow, Result<Sent, String>);
+type Handed = (ClaimedRow, Result<Sent, SendFailure>);
 /// A row and its delivery report.
-type Settled = (ClaimedRow, Result<Delivery, String>);
+type Settled = (ClaimedRow, Result<Delivery, SendFailure>);
 
 impl Relay {
     /// Starts the streaming relay's claimers and settler on `tasks`.

@@ -181,9 +181,9 @@ pub async fn run(settings: ScaleOut) -> Result<Outcome, DrillError> {
         let (keys, events) = (settings.keys, settings.events_per_key);
         // The keys start over the whole run, so some are mid-sequence at the kills.
         let spread = settings.duration;
-        tokio::spawn(
-            async move { key_order::write_sequences(&pool, &topic, keys, events, pace).await },
-        )
+        tokio::spawn(async move {
+            key_order::write_sequences(&pool, &topic, keys, events, spread).await
+        })
     };
 
     // The kills, a third of the way in; the restarts, on the same ports, at two thirds.

@@ -1,7 +1,8 @@
-//! The relay's give-up state: a row whose sends keep failing (here: its topic does not
-//! exist, and the cluster does not auto-create topics) becomes `FAILED` after
-//! `RELAY_MAX_ATTEMPTS`, is counted, holds back the later events of its key, and comes
-//! back with `outbox::retry_failed` once the topic exists.
+//! The relay's give-up state: a row whose sends keep failing for a permanent reason
+//! (here: its topic does not exist, and the cluster does not auto-create topics) becomes
+//! `FAILED` after `RELAY_MAX_ATTEMPTS`, is counted, holds back the later events of its
+//! key, and comes back with `outbox::retry_failed` once the topic exists. A transient
+//! failure (Kafka unreachable) is never given up.
 
 mod common;
 
@@ -138,5 +139,81 @@ async fn a_row_that_keeps_failing_is_given_up_holds_its_key_and_can_be_retried()
         on_topic.len(),
         2,
         "order-2's event and then order-1's second"
+    );
+}
+
+/// Kafka unreachable is transient: however many attempts fail, the row is never given
+/// up, and it goes out once Kafka answers. (Before, every failure counted toward
+/// `RELAY_MAX_ATTEMPTS`, and a long outage left every row `FAILED`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_is_never_given_up_while_kafka_is_unreachable() {
+    let (_db, pool) = common::migrated_db().await;
+    let topic = create_unique_topic("outage", 3, 3).await;
+    let event = common::enqueue(&pool, &topic, "order-1", json!({ "n": 1 })).await;
+
+    // "Kafka is down": a producer pointed at a port nobody listens on, its sends timing
+    // out after 300 ms.
+    let dead = format!("127.0.0.1:{}", test_support::unused_port());
+    let mut config = RelayConfig::new("cut-off");
+    config.max_attempts = MAX_ATTEMPTS;
+    config.delivery_timeout = Duration::from_millis(300);
+    let producer = config
+        .producer_settings(&dead)
+        .client_config()
+        .create()
+        .expect("producer");
+    let cut_off = Relay::new(pool.clone(), producer, config);
+    let report = passes_until(&cut_off, "twice the give-up count failed", |t| {
+        t.failed >= 2 * MAX_ATTEMPTS as usize
+    })
+    .await;
+    assert_eq!(report.gave_up, 0, "{report:?}");
+    let (state, attempts, last_error) = state_of(&pool, event.id).await;
+    assert_eq!(state, "PENDING", "waiting for its next try, not FAILED");
+    assert!(attempts >= 2 * MAX_ATTEMPTS, "{attempts} attempts");
+    assert!(
+        last_error.is_some_and(|e| e.contains("timed out")),
+        "the last error is kept"
+    );
+
+    // Kafka answers again: the row goes out with no operator.
+    sqlx::query("UPDATE outbox SET available_at = now()")
+        .execute(&pool)
+        .await
+        .expect("skip the backoff");
+    let back = relay(&pool, "back");
+    let report = passes_until(&back, "the row is sent", |t| t.sent == 1).await;
+    assert_eq!(report.gave_up, 0, "{report:?}");
+    let received = common::read_topic(&topic).await;
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].event_id, event.id.to_string());
+}
+
+/// The operator's selections: a key's FAILED rows, then all of them.
+#[tokio::test]
+async fn failed_rows_are_put_back_by_key_or_all() {
+    let (_db, pool) = common::migrated_db().await;
+    let mut ids = Vec::new();
+    for key in ["a", "a", "b", "c"] {
+        ids.push(common::enqueue(&pool, "t", key, json!({})).await.id);
+    }
+    sqlx::query("UPDATE outbox SET state = 'FAILED', attempts = 20")
+        .execute(&pool)
+        .await
+        .expect("give them up");
+    let back = |which| outbox::put_back_failed(&pool, which);
+    assert_eq!(back(outbox::FailedRows::Key("a")).await.expect("key"), 2);
+    assert_eq!(state_of(&pool, ids[0]).await.0, "PENDING");
+    assert_eq!(state_of(&pool, ids[2]).await.0, "FAILED", "key b untouched");
+    assert_eq!(back(outbox::FailedRows::All).await.expect("all"), 2);
+    let failed = outbox::failed_rows(&pool).await.expect("rows");
+    assert!(failed.is_empty(), "{failed:?}");
+    let attempts: Vec<i32> = sqlx::query_scalar("SELECT attempts FROM outbox")
+        .fetch_all(&pool)
+        .await
+        .expect("attempts");
+    assert!(
+        attempts.iter().all(|a| *a == 0),
+        "fresh tries: {attempts:?}"
     );
 }

@@ -36,7 +36,7 @@ mod message;
 pub mod relay;
 
 pub use failed::{FailedRow, FailedRows, failed_rows, put_back_failed, retry_failed};
-pub use gauges::OutboxGauges;
+pub use gauges::{COUNT_UNSENT_SQL, OutboxGauges};
 pub use housekeeping::purge_sent_once;
 pub use message::{OutboxMessage, enqueue};
 pub use relay::{ClaimStrategy, Relay, RelayConfig, RelayError, RelayMode, RelayReport};

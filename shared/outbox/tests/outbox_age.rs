@@ -89,3 +89,49 @@ async fn the_oldest_unsent_age_rises_while_kafka_is_unreachable_and_falls_after(
         "oldest unsent age: {first:.1} s, {later:.1} s with Kafka unreachable, {settled} s after"
     );
 }
+
+/// The sample must not read the week of `SENT` rows housekeeping keeps: with 200,000 of
+/// them and a handful unsent, both of its queries read only the unsent rows' index.
+#[tokio::test]
+async fn the_gauges_read_only_unsent_rows() {
+    let (_db, pool) = common::migrated_db().await;
+    sqlx::query(
+        "INSERT INTO outbox (id, aggregate_id, topic, message_key, event_type, payload, state, sent_at)
+         SELECT gen_random_uuid(), 'o' || n, 't', 'k' || n, 'E', '{}', 'SENT', now()
+           FROM generate_series(1, 200000) AS n",
+    )
+    .execute(&pool)
+    .await
+    .expect("a week of SENT rows");
+    for k in 0..5 {
+        common::enqueue(&pool, "t", &format!("u{k}"), serde_json::json!({})).await;
+    }
+    sqlx::query("ANALYZE outbox")
+        .execute(&pool)
+        .await
+        .expect("analyze");
+    let age_sql = "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 \
+                   FROM outbox WHERE state <> 'SENT'";
+    for sql in [outbox::COUNT_UNSENT_SQL, age_sql] {
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+            .fetch_all(&pool)
+            .await
+            .expect("explain");
+        let plan = plan.join("\n");
+        assert!(
+            !plan.contains("Seq Scan") && plan.contains("outbox_unsent_idx"),
+            "{sql}\n{plan}"
+        );
+    }
+    let metrics = telemetry::Metrics::new();
+    OutboxGauges::new(&metrics)
+        .sample_once(&pool)
+        .await
+        .expect("sample");
+    let rendered = metrics.render();
+    assert!(
+        rendered.contains("outbox_rows{state=\"PENDING\"} 5"),
+        "{rendered}"
+    );
+    assert!(!rendered.contains("state=\"SENT\""), "{rendered}");
+}

@@ -234,6 +234,11 @@ pub fn all() -> Vec<Entry> {
             },
         },
         Entry {
+            name: "Kafka cluster down longer than the old give-up",
+            configuration: "safe (outbox)",
+            run: || Box::pin(drills::broker_down_longer_than_give_up()),
+        },
+        Entry {
             name: "producer retry after a lost ack",
             configuration: "safe (idempotent producer)",
             run: || Box::pin(drills::lost_ack("safe (idempotent producer)", true)),

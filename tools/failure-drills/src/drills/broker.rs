@@ -3,6 +3,12 @@
 //! backlog when the brokers return); in direct mode the API fails fast with 503 — the
 //! order is stored and its event re-pushed from the send log. Neither loses anything.
 //!
+//! The long variant keeps the cluster down for longer than the relay used to wait
+//! before it gave a row up (`RELAY_MAX_ATTEMPTS` sends: shortened to 2 for the drill,
+//! about 9 s with its 4 s delivery timeout, where the defaults took about 15 minutes).
+//! A broker outage is a transient failure: no row may become `FAILED`, and every order
+//! accepted during the outage must end paid with no operator.
+//!
 //! The brokers are stopped for real, so this drill runs on a cluster of its own
 //! (`KAFKA_CLUSTER=failure-drills`, ports 9900-9902), never the shared one.
 
@@ -23,38 +29,74 @@ async fn cluster(args: &'static [&'static str], c: &DrillCluster) -> Result<(), 
 }
 
 pub async fn broker_down(configuration: &'static str, direct: bool) -> Result<Row, DrillError> {
+    let extra: &[(&str, &str)] = if direct {
+        &[("PUBLISH_MODE", "direct")]
+    } else {
+        &[]
+    };
+    outage(
+        "Kafka cluster down for 15 s under load",
+        configuration,
+        OUTAGE,
+        extra,
+    )
+    .await
+}
+
+/// The cluster down for 40 s, with `RELAY_MAX_ATTEMPTS=2`: four times the old give-up.
+pub async fn broker_down_longer_than_give_up() -> Result<Row, DrillError> {
+    outage(
+        "Kafka cluster down for 40 s, longer than the relay's old give-up (RELAY_MAX_ATTEMPTS=2)",
+        "safe (outbox)",
+        Duration::from_secs(40),
+        &[("RELAY_MAX_ATTEMPTS", "2")],
+    )
+    .await
+}
+
+async fn outage(
+    drill: &'static str,
+    configuration: &'static str,
+    outage: Duration,
+    order_vars: &[(&str, &str)],
+) -> Result<Row, DrillError> {
     let c = tokio::task::block_in_place(|| DrillCluster::start("failure-drills", PORT_BASE))
         .map_err(DrillError::Setup)?;
     let mut env = DrillEnv::create(Some(&c.bootstrap_servers())).await?;
-    if direct {
-        env.order_vars
-            .insert("PUBLISH_MODE".into(), "direct".into());
+    for (k, v) in order_vars {
+        env.order_vars.insert((*k).to_owned(), (*v).to_owned());
     }
+    let direct = env
+        .order_vars
+        .get("PUBLISH_MODE")
+        .is_some_and(|m| m == "direct");
     let (order, payment) = start_both(&env).await?;
     // Paced over ~30 s, so orders keep coming before, during and after the outage.
     let load = spawn_load(&order, 2 * ORDERS, Duration::from_millis(500));
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster(&["stop"], &c).await?;
     let orders = env.orders_pool().await;
-    let unsent = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM outbox WHERE state <> 'SENT'")
-            .fetch_one(&orders)
-            .await
-            .unwrap_or(0)
+    let count = |sql: &'static str| {
+        let orders = orders.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&orders)
+                .await
+                .unwrap_or(0)
+        }
     };
-    let backlog_start = unsent().await;
-    tokio::time::sleep(OUTAGE).await;
-    let backlog_end = unsent().await;
+    let unsent = "SELECT count(*) FROM outbox WHERE state <> 'SENT'";
+    let backlog_start = count(unsent).await;
+    tokio::time::sleep(outage).await;
+    let backlog_end = count(unsent).await;
+    let failed_at_end_of_outage = count("SELECT count(*) FROM outbox WHERE state = 'FAILED'").await;
     cluster(&["start"], &c).await?;
 
     let (client, report, stats) = finish(&env, load, order, payment).await?;
+    let failed_after = count("SELECT count(*) FROM outbox WHERE state = 'FAILED'").await;
     drop(c);
 
-    let mut row = Row::new(
-        "Kafka cluster down for 15 s under load",
-        configuration,
-        report,
-    );
+    let mut row = Row::new(drill, configuration, report);
     row.payment_stats = stats;
     row.note = if direct {
         format!(
@@ -65,7 +107,7 @@ pub async fn broker_down(configuration: &'static str, direct: bool) -> Result<Ro
         )
     } else {
         format!(
-            "client: {} placed, {} refused; outbox backlog {backlog_start} → {backlog_end} during the outage, drained after; {}",
+            "client: {} placed, {} refused; outbox backlog {backlog_start} → {backlog_end} during the outage, drained after; FAILED rows {failed_at_end_of_outage} at the end of the outage, {failed_after} after; {}",
             client.placed,
             client.refused,
             crate::matrix::summary(&row.report)

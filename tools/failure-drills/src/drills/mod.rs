@@ -8,7 +8,7 @@ mod membership;
 mod outages;
 mod poison;
 
-pub use broker::broker_down;
+pub use broker::{broker_down, broker_down_longer_than_give_up};
 pub use crash::{Target, crash_point};
 pub use lost_ack::lost_ack;
 pub use membership::rebalance;

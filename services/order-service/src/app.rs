@@ -74,7 +74,7 @@ impl App {
                 &config.consumer_group,
                 &config.payment_events_topic,
             )
-            .with_concurrency(config.consumer_concurrency),
+            .tuned(config.consumer),
             handler,
         )
         .map_err(|e| StartError::Client {

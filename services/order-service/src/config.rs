@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use message_consumer::ConsumerTuning;
 use outbox::RelayConfig;
 use service_config::{ConfigError, Defaults, InfraConfig, parse_at_least, parse_var};
 
@@ -25,9 +26,9 @@ pub struct Config {
     pub replication_factor: i32,
     /// `RELAY_*`: see `outbox::RelayConfig::from_lookup`.
     pub relay: RelayConfig,
-    /// `CONSUMER_CONCURRENCY` (default `message_consumer::DEFAULT_CONCURRENCY`, at
-    /// least 1): messages of different keys the consumer handles at once.
-    pub consumer_concurrency: usize,
+    /// `CONSUMER_CONCURRENCY` (messages of different keys handled at once) and
+    /// `CONSUMER_MAX_RETRIES`: see `message_consumer::ConsumerTuning`.
+    pub consumer: ConsumerTuning,
     /// `IDEMPOTENCY_RETENTION_HOURS` (default 24, at least 1): how long an
     /// `Idempotency-Key` and its answer are kept. A client retrying later than this gets
     /// a new order, so it must cover the longest retry schedule of any client.
@@ -84,12 +85,7 @@ impl Config {
             )?,
             consumer_group: parse_var(lookup, "CONSUMER_GROUP", "order-service".to_owned())?,
             replication_factor: parse_var(lookup, "TOPIC_REPLICATION_FACTOR", 3)?,
-            consumer_concurrency: parse_at_least(
-                lookup,
-                "CONSUMER_CONCURRENCY",
-                message_consumer::DEFAULT_CONCURRENCY,
-                1,
-            )?,
+            consumer: ConsumerTuning::from_lookup(lookup)?,
             relay: RelayConfig::from_lookup(format!("order-relay-{}", std::process::id()), lookup)?,
             idempotency_retention: retention_hours(lookup)?,
             publish_mode: parse_var(lookup, "PUBLISH_MODE", PublishMode::Outbox)?,

@@ -39,11 +39,12 @@ impl Handler for PaymentResults {
                 outcome.schema_version
             )));
         }
+        validate_reason(outcome.reason.as_deref())?;
 
         let first =
             inbox::begin_first_delivery(&self.pool, &self.consumer_group, event_id, message.into())
                 .await
-                .map_err(transient)?;
+                .map_err(database)?;
         let Some(mut tx) = first else {
             tracing::info!(%event_id, order_id = %outcome.order_id, "duplicate payment outcome suppressed by the inbox");
             return Ok(Handled::Duplicate(DedupLayer::Inbox));
@@ -59,13 +60,13 @@ impl Handler for PaymentResults {
         )
         .execute(&mut *tx)
         .await
-        .map_err(transient)?;
+        .map_err(database)?;
         if moved.rows_affected() == 0 {
             let exists =
                 sqlx::query_scalar!("SELECT status FROM orders WHERE id = $1", outcome.order_id)
                     .fetch_optional(&mut *tx)
                     .await
-                    .map_err(transient)?;
+                    .map_err(database)?;
             match exists {
                 None => {
                     return Err(HandleError::Permanent(format!(
@@ -80,19 +81,36 @@ impl Handler for PaymentResults {
                     );
                     // The inbox row stays (this event id is now known); the order is
                     // the business key, and it already has its outcome.
-                    tx.commit().await.map_err(transient)?;
+                    tx.commit().await.map_err(database)?;
                     return Ok(Handled::Duplicate(DedupLayer::BusinessKey));
                 }
             }
         }
-        tx.commit().await.map_err(transient)?;
+        tx.commit().await.map_err(database)?;
         // Inside the message's `process` span: the line carries the order's trace id.
         tracing::info!(%event_id, order_id = %outcome.order_id, status = new_status, "order settled");
         Ok(Handled::Applied)
     }
 }
 
-/// Database trouble is worth retrying: the message waits, its offset is not stored.
-fn transient(e: sqlx::Error) -> HandleError {
-    HandleError::Transient(format!("orders database: {e}"))
+/// The decline reason is stored as text: Postgres refuses a `\u0000` in it (SQLSTATE
+/// 22P05), so it is refused here, at decode, with a reason, like any malformed field.
+fn validate_reason(reason: Option<&str>) -> Result<(), HandleError> {
+    match reason {
+        Some(r) if r.contains('\0') => Err(HandleError::Permanent(
+            "malformed payment outcome: reason contains a NUL character".to_owned(),
+        )),
+        Some(r) if r.len() > MAX_REASON_BYTES => Err(HandleError::Permanent(format!(
+            "malformed payment outcome: reason longer than {MAX_REASON_BYTES} bytes"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+const MAX_REASON_BYTES: usize = 1_000;
+
+/// A database error: unreachable (waited out), refused data (dead-lettered) or other
+/// (retried up to the cap); `message_consumer::database_error` reads the SQLSTATE.
+fn database(e: sqlx::Error) -> HandleError {
+    message_consumer::database_error("orders database", &e)
 }

@@ -39,7 +39,7 @@ impl App {
         // a second one: with fewer than two per handler, handlers can wait on each other
         // for the pool (the bench at CONSUMER_CONCURRENCY=32 against a pool of 20 did).
         // Plus room for the outcome relay, the gauges and the purge.
-        let pool_size = u32::try_from(2 * config.consumer_concurrency + 8).unwrap_or(u32::MAX);
+        let pool_size = u32::try_from(2 * config.consumer.concurrency + 8).unwrap_or(u32::MAX);
         let infra = Infrastructure::connect(
             &config.infra,
             pool_size.max(20),
@@ -112,7 +112,7 @@ impl App {
             &config.consumer_group,
             &config.order_events_topic,
         )
-        .with_concurrency(config.consumer_concurrency);
+        .tuned(config.consumer);
         settings.offset_commit = config.unsafe_toggles.offset_commit;
         let consumer = MessageConsumer::new(settings, handler)
             .map_err(|e| StartError::Client {

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use message_consumer::ConsumerTuning;
 use outbox::RelayConfig;
-use service_config::{ConfigError, Defaults, InfraConfig, parse_at_least, parse_var};
+use service_config::{ConfigError, Defaults, InfraConfig, parse_var};
 
 use crate::provider::ProviderSettings;
 
@@ -26,9 +27,9 @@ pub struct Config {
     pub replication_factor: i32,
     /// `RELAY_*`: see `outbox::RelayConfig::from_lookup`.
     pub relay: RelayConfig,
-    /// `CONSUMER_CONCURRENCY` (default `message_consumer::DEFAULT_CONCURRENCY`, at
-    /// least 1): messages of different keys the consumer handles at once.
-    pub consumer_concurrency: usize,
+    /// `CONSUMER_CONCURRENCY` (messages of different keys handled at once) and
+    /// `CONSUMER_MAX_RETRIES`: see `message_consumer::ConsumerTuning`.
+    pub consumer: ConsumerTuning,
     /// `PROVIDER_LATENCY_MS` (default 0), `PROVIDER_FAILURE_RATE` (0.0-1.0, default 0).
     pub provider: ProviderSettings,
     /// `DEDUP_FAST_PATH` (true|false, default true): ask Redis before the inbox, so
@@ -96,12 +97,7 @@ impl Config {
             )?,
             consumer_group: parse_var(lookup, "CONSUMER_GROUP", "payment-service".to_owned())?,
             replication_factor: parse_var(lookup, "TOPIC_REPLICATION_FACTOR", 3)?,
-            consumer_concurrency: parse_at_least(
-                lookup,
-                "CONSUMER_CONCURRENCY",
-                message_consumer::DEFAULT_CONCURRENCY,
-                1,
-            )?,
+            consumer: ConsumerTuning::from_lookup(lookup)?,
             relay: RelayConfig::from_lookup(
                 format!("payment-relay-{}", std::process::id()),
                 lookup,

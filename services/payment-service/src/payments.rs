@@ -98,11 +98,11 @@ impl Payments {
     ) -> Result<Handled, HandleError> {
         let first = if self.inbox_off {
             // The unsafe toggle: every delivery looks like the first one.
-            Some(self.pool.begin().await.map_err(transient)?)
+            Some(self.pool.begin().await.map_err(database)?)
         } else {
             inbox::begin_first_delivery(&self.pool, &self.consumer_group, event_id, message.into())
                 .await
-                .map_err(transient)?
+                .map_err(database)?
         };
         let Some(mut tx) = first else {
             tracing::info!(%event_id, order_id = %order.order_id, "duplicate OrderCreated suppressed by the inbox");
@@ -113,7 +113,7 @@ impl Payments {
             .provider
             .charge(order.order_id, order.amount_minor, &order.currency)
             .await
-            .map_err(|e: ProviderError| HandleError::Transient(e.to_string()))?;
+            .map_err(provider_error)?;
         let (status, event_type, reason) = match charge {
             Charge::Approved => ("SUCCEEDED", PAYMENT_SUCCEEDED, None),
             Charge::Declined(reason) => ("FAILED", PAYMENT_FAILED, Some(reason)),
@@ -132,11 +132,11 @@ impl Payments {
         )
         .execute(&mut *tx)
         .await
-        .map_err(transient)?;
+        .map_err(database)?;
         if inserted.rows_affected() == 0 {
             // The business key caught what the inbox could not: a different event id for
             // an order that already has its payment. Keep the inbox row, publish nothing.
-            tx.commit().await.map_err(transient)?;
+            tx.commit().await.map_err(database)?;
             tracing::warn!(%event_id, order_id = %order.order_id, "duplicate payment suppressed by UNIQUE(order_id)");
             return Ok(Handled::Duplicate(DedupLayer::BusinessKey));
         }
@@ -157,12 +157,10 @@ impl Payments {
         // Written inside the consumer's `process` span: the outcome row keeps its trace
         // context, so the outcome event continues the order's trace back to
         // order-service (docs/en/07-tracing-and-metrics.md).
-        outbox::enqueue(&mut tx, &message)
-            .await
-            .map_err(transient)?;
+        outbox::enqueue(&mut tx, &message).await.map_err(database)?;
         // Crash point C1: everything above is still uncommitted and will roll back.
         service_runtime::crash_point("C1");
-        tx.commit().await.map_err(transient)?;
+        tx.commit().await.map_err(database)?;
         // Inside the message's `process` span: the line carries the order's trace id.
         tracing::info!(%event_id, order_id = %order.order_id, status, "payment applied");
         if let Some(created_at) = order.created_at {
@@ -195,15 +193,37 @@ fn parse_order_created(message: &ReceivedMessage) -> Result<OrderCreated, Handle
             order.schema_version
         )));
     }
-    if order.amount_minor <= 0 {
+    // Every field is checked here, against what the payments table and the provider
+    // accept: a value the database would refuse (a currency too long for `char(3)`)
+    // must be a dead letter now, not a retry loop later.
+    if order.amount_minor <= 0 || order.amount_minor > MAX_AMOUNT_MINOR {
         return Err(HandleError::Permanent(format!(
-            "business rule: amount_minor {} is not positive",
+            "business rule: amount_minor {} is not in 1..={MAX_AMOUNT_MINOR}",
             order.amount_minor
+        )));
+    }
+    if order.currency.len() != 3 || !order.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(HandleError::Permanent(format!(
+            "business rule: currency {:?} is not three capital letters (ISO 4217)",
+            order.currency
         )));
     }
     Ok(order)
 }
 
-fn transient(e: sqlx::Error) -> HandleError {
-    HandleError::Transient(format!("payments database: {e}"))
+/// The largest amount this service charges (the order API's own bound).
+const MAX_AMOUNT_MINOR: i64 = 10_000_000_000;
+
+/// A database error: unreachable (waited out), refused data (dead-lettered) or other
+/// (retried up to the cap); `message_consumer::database_error` reads the SQLSTATE.
+fn database(e: sqlx::Error) -> HandleError {
+    message_consumer::database_error("payments database", &e)
+}
+
+/// The provider down is a dependency unavailable: waited out, never a dead letter.
+fn provider_error(e: ProviderError) -> HandleError {
+    match e {
+        ProviderError::Unavailable => HandleError::Unavailable(e.to_string()),
+        ProviderError::Storage(db) => message_consumer::database_error("payment provider", &db),
+    }
 }

@@ -48,6 +48,9 @@ pub mod headers {
     pub const DLQ_ORIGINAL_PARTITION: &str = "dlq-original-partition";
     pub const DLQ_ORIGINAL_OFFSET: &str = "dlq-original-offset";
     pub const DLQ_CONSUMER_GROUP: &str = "dlq-consumer-group";
+    /// `true` on a dead letter cut down because the broker refused the whole one (too
+    /// large): reason, key and payload truncated, the original's extra headers dropped.
+    pub const DLQ_TRUNCATED: &str = "dlq-truncated";
 }
 
 /// The dead-letter topic of `topic`: `<topic>.dlq`.

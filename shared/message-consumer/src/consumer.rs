@@ -29,6 +29,9 @@ pub struct ConsumerSettings {
     pub dead_letter_topic: String,
     /// Cap of the exponential backoff between retries of a transient failure.
     pub max_backoff: Duration,
+    /// `CONSUMER_MAX_RETRIES`: retries of a `Transient` failure before the message is
+    /// dead-lettered ("retries exhausted"). `Unavailable` failures never count.
+    pub max_retries: u32,
     /// When the offset is committed: after the effect (safe, the default) or before it
     /// (an unsafe teaching toggle, `CONSUMER_OFFSET_COMMIT=before-effect`).
     pub offset_commit: OffsetCommit,
@@ -40,6 +43,10 @@ pub struct ConsumerSettings {
     /// before `run` pauses the partitions.
     pub max_buffered: usize,
 }
+
+/// `CONSUMER_MAX_RETRIES`'s default: with the backoff doubling from 100 ms up to 30 s,
+/// about 80 s of retries before a message that keeps failing is dead-lettered.
+pub const DEFAULT_MAX_RETRIES: u32 = 10;
 
 /// `CONSUMER_CONCURRENCY`'s default, chosen by measurement (docs/en/08-load-and-benchmark.md).
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -91,6 +98,7 @@ impl ConsumerSettings {
             topics: vec![topic.to_owned()],
             dead_letter_topic: kafka_config::dead_letter_topic(topic),
             max_backoff: Duration::from_secs(30),
+            max_retries: DEFAULT_MAX_RETRIES,
             offset_commit: OffsetCommit::AfterEffect,
             concurrency: DEFAULT_CONCURRENCY,
             max_buffered: buffer_for(DEFAULT_CONCURRENCY),
@@ -383,8 +391,9 @@ impl<H: Handler> Worker<H> {
         Some(outcome)
     }
 
-    /// Applies the message, retrying transient failures until success or shutdown;
-    /// dead-letters permanent ones.
+    /// Applies the message: retries an `Unavailable` failure until success or shutdown,
+    /// a `Transient` one up to `max_retries` times; dead-letters a permanent one, and
+    /// a transient one that used up its retries.
     async fn process(
         &self,
         message: &ReceivedMessage,
@@ -396,6 +405,8 @@ impl<H: Handler> Worker<H> {
             None => (None, None),
         };
         let mut attempt: u32 = 0;
+        // Retries of `Transient` failures only: the cap's count.
+        let mut counted: u32 = 0;
         loop {
             let permit = match (first.take(), semaphore) {
                 (Some(p), _) => Some(p),
@@ -414,16 +425,17 @@ impl<H: Handler> Worker<H> {
                     offset: message.offset,
                     layer,
                 }),
-                Err(HandleError::Permanent(reason)) => self
-                    .dead_letter(message, &reason)
-                    .await
-                    .map(|()| Processed::DeadLettered {
-                        topic: message.topic.clone(),
-                        partition: message.partition,
-                        offset: message.offset,
-                        reason,
-                    }),
-                Err(transient @ HandleError::Transient(_)) => Err(transient.to_string()),
+                Err(HandleError::Permanent(reason)) => self.dead_letter(message, reason).await,
+                Err(HandleError::Transient(error)) if counted >= self.settings.max_retries => {
+                    let reason =
+                        format!("retries exhausted ({counted} retries); last error: {error}");
+                    self.dead_letter(message, reason).await
+                }
+                Err(error @ HandleError::Transient(_)) => {
+                    counted += 1;
+                    Err(error.to_string())
+                }
+                Err(unavailable @ HandleError::Unavailable(_)) => Err(unavailable.to_string()),
             };
             // The wait below holds back this key only: other keys may use the permit.
             drop(permit);
@@ -448,17 +460,77 @@ impl<H: Handler> Worker<H> {
 
     /// Publishes the original message to the dead-letter topic with the reason and its
     /// origin in headers, and waits for the ack: a dead letter must not be lost either.
-    async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) -> Result<(), String> {
+    ///
+    /// A dead letter the broker can never take (the original plus the reason is too
+    /// large, say) must not stall the key either: a truncated copy goes instead, with
+    /// the origin headers, the reason cut to 1 KiB, the payload to 64 KiB and
+    /// `dlq-truncated: true`, counted and logged. Never a silent skip. A DLQ publish
+    /// that fails for a passing reason (the brokers down) is retried like an
+    /// `Unavailable` failure.
+    async fn dead_letter(
+        &self,
+        message: &ReceivedMessage,
+        reason: String,
+    ) -> Result<Processed, String> {
         tracing::warn!(reason, topic = %message.topic, offset = message.offset, "dead-lettering message");
+        let done = |reason: String| Processed::DeadLettered {
+            topic: message.topic.clone(),
+            partition: message.partition,
+            offset: message.offset,
+            reason,
+        };
+        match self.publish_dead_letter(message, &reason, false).await {
+            Ok(()) => Ok(done(reason)),
+            Err(error) if !dead_letter_can_never_succeed(&error) => {
+                Err(format!("dead-letter publish: {error}"))
+            }
+            Err(error) => {
+                tracing::error!(%error, topic = %message.topic, offset = message.offset, "the dead letter is refused for good; dead-lettering a truncated copy");
+                self.publish_dead_letter(message, &reason, true)
+                    .await
+                    .map_err(|e| format!("truncated dead-letter publish: {e}"))?;
+                self.counters.dead_letter_truncated();
+                Ok(done(reason))
+            }
+        }
+    }
+
+    async fn publish_dead_letter(
+        &self,
+        message: &ReceivedMessage,
+        reason: &str,
+        truncated: bool,
+    ) -> Result<(), KafkaError> {
         let partition = message.partition.to_string();
         let offset = message.offset.to_string();
         let mut hs = OwnedHeaders::new();
-        for (key, value) in &message.headers {
+        if !truncated {
+            for (key, value) in &message.headers {
+                hs = hs.insert(Header {
+                    key,
+                    value: value.as_deref(),
+                });
+            }
+        } else {
+            // The event's own headers stay (its id and type), not what came with them.
+            for name in [headers::EVENT_ID, headers::EVENT_TYPE] {
+                if let Some(value) = message.header(name) {
+                    hs = hs.insert(Header {
+                        key: name,
+                        value: Some(truncate(value, 256)),
+                    });
+                }
+            }
             hs = hs.insert(Header {
-                key,
-                value: value.as_deref(),
+                key: headers::DLQ_TRUNCATED,
+                value: Some("true"),
             });
         }
+        let reason = if truncated {
+            truncate(reason, 1024)
+        } else {
+            reason
+        };
         let hs = hs
             .insert(Header {
                 key: headers::DLQ_REASON,
@@ -483,17 +555,45 @@ impl<H: Handler> Worker<H> {
         let mut record: FutureRecord<'_, [u8], [u8]> =
             FutureRecord::to(&self.settings.dead_letter_topic).headers(hs);
         if let Some(key) = &message.key {
-            record = record.key(key.as_slice());
+            let key = if truncated {
+                &key[..key.len().min(256)]
+            } else {
+                key.as_slice()
+            };
+            record = record.key(key);
         }
         if let Some(payload) = &message.payload {
-            record = record.payload(payload.as_slice());
+            let payload = if truncated {
+                &payload[..payload.len().min(64 * 1024)]
+            } else {
+                payload.as_slice()
+            };
+            record = record.payload(payload);
         }
         self.dead_letters
             .send(record, Duration::from_secs(5))
             .await
             .map(|_| ())
-            .map_err(|(e, _)| format!("dead-letter publish: {e}"))
+            .map_err(|(e, _)| e)
     }
+}
+
+/// The DLQ publish errors no retry can fix: the record is too large or invalid.
+fn dead_letter_can_never_succeed(error: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(C::MessageSizeTooLarge | C::InvalidMessageSize | C::InvalidRecord)
+    )
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Retry `attempt` (1, 2, 3, ...) waits about 100 ms, 200 ms, 400 ms ..., with ±50 %
@@ -503,4 +603,43 @@ fn backoff_with_jitter(attempt: u32, cap: Duration) -> Duration {
     let exponent = attempt.saturating_sub(1).min(10);
     let base = Duration::from_millis(100u64.saturating_mul(1 << exponent));
     base.mul_f64(0.5 + fastrand::f64()).min(cap)
+}
+
+/// The consumer's knobs a service reads from its environment, the same in every
+/// service: `CONSUMER_CONCURRENCY` (default [`DEFAULT_CONCURRENCY`], at least 1) and
+/// `CONSUMER_MAX_RETRIES` (default [`DEFAULT_MAX_RETRIES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerTuning {
+    pub concurrency: usize,
+    pub max_retries: u32,
+}
+
+impl ConsumerTuning {
+    pub fn from_lookup(
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, service_config::ConfigError> {
+        Ok(Self {
+            concurrency: service_config::parse_at_least(
+                lookup,
+                "CONSUMER_CONCURRENCY",
+                DEFAULT_CONCURRENCY,
+                1,
+            )?,
+            max_retries: service_config::parse_var(
+                lookup,
+                "CONSUMER_MAX_RETRIES",
+                DEFAULT_MAX_RETRIES,
+            )?,
+        })
+    }
+}
+
+impl ConsumerSettings {
+    /// The settings with a service's [`ConsumerTuning`].
+    #[must_use]
+    pub fn tuned(self, tuning: ConsumerTuning) -> Self {
+        let mut settings = self.with_concurrency(tuning.concurrency);
+        settings.max_retries = tuning.max_retries;
+        settings
+    }
 }

@@ -28,6 +28,7 @@ pub struct LoopCounters {
     duplicates_inbox: AtomicU64,
     duplicates_business_key: AtomicU64,
     dead_lettered: AtomicU64,
+    dead_letters_truncated: AtomicU64,
     retried: AtomicU64,
     registry: Metrics,
     /// The Prometheus series of each topic, registered on first use.
@@ -50,6 +51,9 @@ pub struct LoopCounts {
     pub duplicates_business_key: u64,
     /// Messages the handler rejected as permanent, published to `<topic>.dlq`.
     pub dead_lettered: u64,
+    /// Of those, dead letters the broker refused whole (too large) and that went as a
+    /// truncated copy (`dlq-truncated: true`).
+    pub dead_letters_truncated: u64,
     /// Retries of a message after a transient failure (one per backoff wait).
     pub retried: u64,
 }
@@ -112,6 +116,7 @@ impl LoopCounters {
             duplicates_inbox: AtomicU64::new(0),
             duplicates_business_key: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            dead_letters_truncated: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             registry,
             series: Mutex::new(series),
@@ -127,6 +132,7 @@ impl LoopCounters {
             duplicates_inbox: load(&self.duplicates_inbox),
             duplicates_business_key: load(&self.duplicates_business_key),
             dead_lettered: load(&self.dead_lettered),
+            dead_letters_truncated: load(&self.dead_letters_truncated),
             retried: load(&self.retried),
         }
     }
@@ -134,6 +140,10 @@ impl LoopCounters {
     pub(crate) fn consumed(&self, topic: &str) {
         self.consumed.fetch_add(1, Ordering::Relaxed);
         self.series(topic).consumed.increment(1);
+    }
+
+    pub(crate) fn dead_letter_truncated(&self) {
+        self.dead_letters_truncated.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn retried(&self, topic: &str) {

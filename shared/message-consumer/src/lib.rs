@@ -4,12 +4,18 @@
 //! For every message, in key order (messages of different keys run in parallel, see
 //! [`parallel`](crate::parallel)):
 //! 1. the [`Handler`] applies it (idempotently: the inbox makes a redelivery harmless);
-//! 2. a **transient** error (database down, timeout) is retried with exponential
-//!    backoff and jitter, on the same message, without storing its offset — its key
-//!    waits rather than skipping ahead, other keys go on;
-//! 3. a **permanent** error (malformed, unknown schema, business rule) sends the message
-//!    to the dead-letter topic with the reason in headers, and the stream moves on;
-//! 4. only then is the offset stored for the next background commit — up to the first
+//! 2. an **unavailable** dependency (database connection lost, pool timeout, provider
+//!    down) is retried with exponential backoff and jitter, on the same message,
+//!    without storing its offset, for as long as it lasts — its key waits rather than
+//!    skipping ahead, other keys go on;
+//! 3. a **transient** error (a deadlock, an unexpected error) is retried the same way,
+//!    at most `CONSUMER_MAX_RETRIES` times, then dead-lettered as "retries exhausted":
+//!    a message that can never succeed does not hold its key for ever;
+//! 4. a **permanent** error (malformed, unknown schema, business rule, data the
+//!    database refuses: SQLSTATE classes 22 and 23, see [`database_error`]) sends the
+//!    message to the dead-letter topic with the reason in headers, and the stream
+//!    moves on;
+//! 5. only then is the offset stored for the next background commit — up to the first
 //!    unfinished message of the partition ([`offsets`](crate::offsets)).
 //!
 //! Crash point **C2** (after the effect, before the offset store/commit): the message
@@ -22,6 +28,7 @@
 //! metrics (consumed, applied, duplicates by layer, dead-lettered, retries, processing
 //! time, lag): docs/en/07-tracing-and-metrics.md.
 
+mod classify;
 mod consumer;
 mod counters;
 mod hand_over;
@@ -31,8 +38,10 @@ mod offsets;
 mod parallel;
 pub mod replay;
 
+pub use classify::database_error;
 pub use consumer::{
-    ConsumerSettings, DEFAULT_CONCURRENCY, MIN_BUFFERED, MessageConsumer, OffsetCommit, Processed,
+    ConsumerSettings, ConsumerTuning, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES, MIN_BUFFERED,
+    MessageConsumer, OffsetCommit, Processed,
 };
 pub use counters::{LoopCounters, LoopCounts};
 pub use hand_over::REVOKE_WAIT;

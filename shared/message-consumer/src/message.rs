@@ -33,8 +33,17 @@ impl EventHeaders for ReceivedMessage {
 /// The one place where a failure is classified: retry it, or dead-letter it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HandleError {
-    /// Will likely succeed later (database down, timeout, provider unavailable):
-    /// retried with backoff, offset not stored.
+    /// A dependency cannot be reached (database connection refused or lost, pool
+    /// timeout, I/O, the payment provider down): retried with backoff for as long as it
+    /// lasts, offset not stored, and **never** counted toward the retry cap. A database
+    /// cut or a Postgres restart is waited out, never turned into dead letters.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Failed, and might succeed on another try (a deadlock, a serialization failure,
+    /// an unexpected error): retried with backoff, offset not stored, at most
+    /// `CONSUMER_MAX_RETRIES` times; then dead-lettered with the reason "retries
+    /// exhausted" and this error. A message that fails this way forever holds only its
+    /// own key, and only for so long.
     #[error("transient: {0}")]
     Transient(String),
     /// Will never succeed (malformed payload, unknown schema version, business rule

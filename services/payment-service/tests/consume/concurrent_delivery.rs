@@ -63,7 +63,11 @@ async fn twenty_concurrent_deliveries_of_one_event_apply_one_payment() {
                 loop {
                     match handler.handle(&message).await {
                         Ok(handled) => return (handled, transient),
-                        Err(HandleError::Transient(_)) if transient < 10 => transient += 1,
+                        Err(HandleError::Transient(_) | HandleError::Unavailable(_))
+                            if transient < 10 =>
+                        {
+                            transient += 1;
+                        }
                         Err(e) => panic!("handling a copy: {e}"),
                     }
                 }

@@ -60,6 +60,7 @@ async fn the_same_order_created_delivered_three_times_is_paid_once() {
         duplicates_inbox: 1,
         duplicates_business_key: 1,
         dead_lettered: 0,
+        dead_letters_truncated: 0,
         retried: 0,
     };
     // The sentinel's counter moves a moment after its payment row became visible.

@@ -114,7 +114,7 @@ async fn an_attempt_that_rolls_back_is_not_remembered_so_its_retry_applies() {
 
     let first = handler(1.0).handle(&message).await;
     assert!(
-        matches!(first, Err(HandleError::Transient(_))),
+        matches!(first, Err(HandleError::Unavailable(_))),
         "the provider is down: {first:?}"
     );
     handler(0.0)

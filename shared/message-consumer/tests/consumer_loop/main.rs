@@ -8,6 +8,7 @@ mod dead_letters;
 mod inbox_recorder;
 mod parallel;
 mod rebalance;
+mod refusals;
 mod replay;
 mod retries;
 mod support;

@@ -111,7 +111,7 @@ pub struct Fixture {
     pub dead_letter_topic: String,
     pub group: String,
     pub bootstrap: String,
-    producer: FutureProducer,
+    pub producer: FutureProducer,
     _db: TestDatabase,
 }
 

@@ -86,3 +86,17 @@ async fn a_retry_after_a_lost_ack_duplicates_without_idempotence_and_not_with_it
         "the idempotent producer's sequence numbers turn the retry into no copy: {safe:?}"
     );
 }
+
+/// Poison shapes, the database-refused ones included ("EURO" against `char(3)`, a NUL
+/// in a decline reason): each is dead-lettered with its reason, and every real order
+/// behind them is paid. Before the decode checks and the SQLSTATE classes, "EURO" was
+/// retried for ever and the orders behind it stayed unpaid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_are_dead_lettered_and_nothing_stalls() {
+    let row = run("poison", "safe").await;
+    assert_eq!((row.lost(), row.double_applied()), (0, 0), "{row:?}");
+    assert_eq!(row.report.settled, row.report.accepted, "{row:?}");
+    assert_eq!(row.dead_lettered, 5, "{row:?}");
+    assert!(row.note.contains("5 with a dlq-reason header"), "{row:?}");
+    assert!(row.note.contains("\"EURO\""), "{row:?}");
+}

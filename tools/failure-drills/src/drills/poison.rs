@@ -1,6 +1,10 @@
 //! Poison messages mixed into the stream: malformed JSON and an unknown schema version
-//! on the order topic. Each goes to `<topic>.dlq` with its reason; every real order is
+//! on the order topic, well-formed ones the database would refuse (`currency: "EURO"`
+//! against `char(3)`; a decline reason with a `\u0000` on the payment topic, refused by
+//! Postgres as 22P05). Each goes to `<topic>.dlq` with its reason; every real order is
 //! still paid (the partition does not stop behind a message that can never succeed).
+//! Before the decode checks and the SQLSTATE classes, "EURO" was retried every 30 s for
+//! ever and the orders behind it stayed unpaid.
 
 use std::time::Duration;
 
@@ -12,11 +16,16 @@ use crate::{DrillEnv, DrillError, Row};
 
 use super::{ORDERS, finish, spawn_load, start_both};
 
-const POISON: [&str; 3] = [
+/// On the order topic, as `OrderCreated`.
+const POISON: [&str; 4] = [
     "{not json",
     r#"{"schema_version":99,"order_id":"x"}"#,
     r#"{"schema_version":1,"order_id":"not-a-uuid"}"#,
+    r#"{"schema_version":1,"order_id":"0193a000-0000-7000-8000-000000000001","amount_minor":1000,"currency":"EURO"}"#,
 ];
+
+/// On the payment topic, as `PaymentFailed`: order-service's consumer.
+const POISON_OUTCOME: &str = r#"{"schema_version":1,"order_id":"0193a000-0000-7000-8000-000000000002","payment_id":"0193a000-0000-7000-8000-000000000003","reason":"declined\u0000"}"#;
 
 pub async fn poison_messages() -> Result<Row, DrillError> {
     let env = DrillEnv::create(None).await?;
@@ -28,7 +37,11 @@ pub async fn poison_messages() -> Result<Row, DrillError> {
             .client_config()
             .create()
             .map_err(|e| DrillError::Setup(e.to_string()))?;
-    for (i, payload) in POISON.iter().enumerate() {
+    let shapes = POISON
+        .iter()
+        .map(|p| (&env.order_topic, "OrderCreated", *p))
+        .chain([(&env.payment_topic, "PaymentFailed", POISON_OUTCOME)]);
+    for (i, (topic, event_type, payload)) in shapes.enumerate() {
         let event_id = uuid::Uuid::now_v7().to_string();
         let hs = OwnedHeaders::new()
             .insert(Header {
@@ -37,14 +50,14 @@ pub async fn poison_messages() -> Result<Row, DrillError> {
             })
             .insert(Header {
                 key: headers::EVENT_TYPE,
-                value: Some("OrderCreated"),
+                value: Some(event_type),
             });
         let key = format!("poison-{i}");
         producer
             .send(
-                FutureRecord::to(&env.order_topic)
+                FutureRecord::to(topic)
                     .key(&key)
-                    .payload(*payload)
+                    .payload(payload)
                     .headers(hs),
                 Duration::from_secs(10),
             )
@@ -57,13 +70,18 @@ pub async fn poison_messages() -> Result<Row, DrillError> {
     // The poison messages carry event ids but are not orders: the checker counts them
     // as published; they are not "lost" orders (accepted counts orders only).
     report.published_unique = report.published_unique.saturating_sub(POISON.len() as u64);
-    let letters = kafka_config::read_topic_to_end(
-        &env.kafka_bootstrap_servers,
-        &kafka_config::dead_letter_topic(&env.order_topic),
-        Duration::from_secs(60),
-    )
-    .await
-    .map_err(|e| DrillError::Unexpected(e.to_string()))?;
+    let mut letters = Vec::new();
+    for topic in [&env.order_topic, &env.payment_topic] {
+        letters.extend(
+            kafka_config::read_topic_to_end(
+                &env.kafka_bootstrap_servers,
+                &kafka_config::dead_letter_topic(topic),
+                Duration::from_secs(60),
+            )
+            .await
+            .map_err(|e| DrillError::Unexpected(e.to_string()))?,
+        );
+    }
     let mut row = Row::new("poison messages in the stream", "safe", report);
     row.payment_stats = stats;
     row.dead_lettered = letters.len() as u64;
@@ -71,11 +89,16 @@ pub async fn poison_messages() -> Result<Row, DrillError> {
         .iter()
         .filter(|l| l.header(headers::DLQ_REASON).is_some())
         .count();
+    let reasons: Vec<&str> = letters
+        .iter()
+        .filter_map(|l| l.header(headers::DLQ_REASON))
+        .collect();
     row.note = format!(
-        "client: {} placed; {} of {} poison messages dead-lettered, {with_reason} with a dlq-reason header",
+        "client: {} placed; {} of {} poison messages dead-lettered, {with_reason} with a dlq-reason header ({})",
         client.placed,
         letters.len(),
-        POISON.len(),
+        POISON.len() + 1,
+        reasons.join("; ")
     );
     Ok(row)
 }

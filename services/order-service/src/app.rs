@@ -64,6 +64,27 @@ impl App {
             service_runtime::metrics_upkeep(metrics.clone(), shutdown.clone()),
         );
 
+        // The inbox of payment outcomes forgets their ids after DEDUP_RETENTION_HOURS,
+        // not before the topic forgets the events (the same two tasks as payment-service).
+        tasks.spawn(
+            "inbox purge",
+            inbox::purge_periodically(
+                infra.pool.clone(),
+                config.consumer_group.clone(),
+                config.dedup_retention,
+                shutdown.clone(),
+            ),
+        );
+        let (retention_bootstrap, results_topic, retention) = (
+            bootstrap.clone(),
+            config.payment_events_topic.clone(),
+            config.dedup_retention,
+        );
+        tasks.spawn("dedup retention check", async move {
+            inbox::warn_if_shorter_than_topic(&retention_bootstrap, &results_topic, retention)
+                .await;
+        });
+
         let handler = PaymentResults {
             pool: infra.pool.clone(),
             consumer_group: config.consumer_group.clone(),

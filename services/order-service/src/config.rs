@@ -26,6 +26,9 @@ pub struct Config {
     pub replication_factor: i32,
     /// `RELAY_*`: see `outbox::RelayConfig::from_lookup`.
     pub relay: RelayConfig,
+    /// `DEDUP_RETENTION_HOURS` (default 168, at least 1): how long the inbox remembers
+    /// a payment outcome's event id (`inbox::retention_from_lookup`).
+    pub dedup_retention: Duration,
     /// `CONSUMER_CONCURRENCY` (messages of different keys handled at once) and
     /// `CONSUMER_MAX_RETRIES`: see `message_consumer::ConsumerTuning`.
     pub consumer: ConsumerTuning,
@@ -86,6 +89,7 @@ impl Config {
             consumer_group: parse_var(lookup, "CONSUMER_GROUP", "order-service".to_owned())?,
             replication_factor: parse_var(lookup, "TOPIC_REPLICATION_FACTOR", 3)?,
             consumer: ConsumerTuning::from_lookup(lookup)?,
+            dedup_retention: inbox::retention_from_lookup(lookup)?,
             relay: RelayConfig::from_lookup(format!("order-relay-{}", std::process::id()), lookup)?,
             idempotency_retention: retention_hours(lookup)?,
             publish_mode: parse_var(lookup, "PUBLISH_MODE", PublishMode::Outbox)?,

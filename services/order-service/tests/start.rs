@@ -167,3 +167,45 @@ fn a_bad_database_url_fails_fast_with_one_line() {
         "order-service",
     );
 }
+
+/// order-service purges its own inbox (the payment outcomes it applied), as
+/// payment-service does: an id older than `DEDUP_RETENTION_HOURS` goes at start.
+#[tokio::test]
+async fn purges_its_own_inbox() {
+    let db = TestDatabase::create().await;
+    let mut env = service_env(&db);
+    env.insert("ORDER_EVENTS_TOPIC".into(), unique_name("order-events"));
+    env.insert("PAYMENT_EVENTS_TOPIC".into(), unique_name("payment-events"));
+    env.insert("CONSUMER_GROUP".into(), unique_name("group"));
+    let group = env["CONSUMER_GROUP"].clone();
+    let config = || Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("config");
+    // A first start migrates the database.
+    let app = App::build(config()).await.expect("app builds");
+    StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()))
+        .stop()
+        .await;
+    let pool = db.pool().await;
+    sqlx::query(
+        "INSERT INTO inbox (consumer_group, message_id, topic, kafka_partition, kafka_offset, received_at)
+         VALUES ($1, gen_random_uuid(), 't', 0, 0, now() - interval '200 hours')",
+    )
+    .bind(&group)
+    .execute(&pool)
+    .await
+    .expect("an old inbox row");
+    let app = App::build(config()).await.expect("app builds");
+    let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
+    test_support::eventually("the old inbox row is purged", || async {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| e.to_string())?;
+        if left == 0 {
+            Ok(())
+        } else {
+            Err(format!("{left} rows"))
+        }
+    })
+    .await;
+    stop.stop().await;
+}

@@ -79,11 +79,11 @@ impl App {
             config.dedup_retention,
         );
         tasks.spawn("dedup retention check", async move {
-            crate::retention::warn_if_shorter_than_topic(&bootstrap, &topic, retention).await;
+            inbox::warn_if_shorter_than_topic(&bootstrap, &topic, retention).await;
         });
         tasks.spawn(
             "inbox purge",
-            crate::retention::purge_periodically(
+            inbox::purge_periodically(
                 infra.pool.clone(),
                 config.consumer_group.clone(),
                 config.dedup_retention,

@@ -79,14 +79,6 @@ impl Config {
                 "a positive number of seconds (Redis rejects a zero TTL)",
             ));
         }
-        let dedup_retention_hours: u64 = parse_var(lookup, "DEDUP_RETENTION_HOURS", 168)?;
-        if dedup_retention_hours == 0 {
-            return Err(ConfigError::new(
-                "DEDUP_RETENTION_HOURS",
-                "0",
-                "a positive number of hours (0 would forget every id at once)",
-            ));
-        }
         Ok(Self {
             infra: InfraConfig::from_lookup(DEFAULTS, lookup)?,
             order_events_topic: parse_var(lookup, "ORDER_EVENTS_TOPIC", "order-events".to_owned())?,
@@ -108,7 +100,7 @@ impl Config {
             },
             dedup_fast_path: parse_var(lookup, "DEDUP_FAST_PATH", true)?,
             dedup_ttl: Duration::from_secs(dedup_ttl_secs),
-            dedup_retention: Duration::from_secs(dedup_retention_hours.saturating_mul(3600)),
+            dedup_retention: inbox::retention_from_lookup(lookup)?,
             unsafe_toggles: UnsafeToggles {
                 inbox_off: !parse_var(lookup, "DEDUP_INBOX", true)?,
                 offset_commit: parse_var(

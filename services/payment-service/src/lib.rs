@@ -5,7 +5,6 @@
 //! - `provider.rs`  the simulated external payment provider (idempotency key)
 //! - `events.rs`    the wire format it reads and writes
 //! - `stats.rs`     the counters per defence layer (`GET /stats`)
-//! - `retention.rs` the inbox purge and its check against the topic's retention
 //! - `app.rs`       wiring: database, consumer, relay, purge, HTTP server
 
 mod app;
@@ -13,7 +12,6 @@ mod config;
 pub mod events;
 mod payments;
 pub mod provider;
-pub mod retention;
 mod stats;
 
 pub use app::App;

@@ -8,5 +8,4 @@ mod duplicate_delivery;
 mod fast_path;
 mod offset_reset;
 mod poison;
-mod retention;
 mod support;

@@ -1,5 +1,10 @@
 //! Dedup retention: the inbox forgets event ids after `DEDUP_RETENTION_HOURS`, and must
 //! not forget them before the topic forgets the events (docs/en/06-idempotency.md).
+//!
+//! Every service with an inbox runs both halves: the hourly purge of its own group's
+//! rows ([`purge_periodically`]) and, at start, the comparison with the topic's
+//! retention ([`warn_if_shorter_than_topic`]). (They lived in payment-service before, so
+//! order-service's inbox grew for ever.)
 
 use std::time::Duration;
 
@@ -8,6 +13,25 @@ use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use service_runtime::Shutdown;
 use sqlx::PgPool;
+
+/// `DEDUP_RETENTION_HOURS`'s default: a week, the topics' `retention.ms` here.
+pub const DEFAULT_RETENTION_HOURS: u64 = 168;
+
+/// Reads `DEDUP_RETENTION_HOURS` (default [`DEFAULT_RETENTION_HOURS`], at least 1).
+pub fn retention_from_lookup(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Duration, service_config::ConfigError> {
+    let hours: u64 =
+        service_config::parse_var(lookup, "DEDUP_RETENTION_HOURS", DEFAULT_RETENTION_HOURS)?;
+    if hours == 0 {
+        return Err(service_config::ConfigError::new(
+            "DEDUP_RETENTION_HOURS",
+            "0",
+            "a positive number of hours (0 would forget every id at once)",
+        ));
+    }
+    Ok(Duration::from_secs(hours.saturating_mul(3600)))
+}
 
 /// How often the purge runs. Deleting a little often keeps each `DELETE` short.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -21,7 +45,7 @@ pub async fn purge_periodically(
     shutdown: Shutdown,
 ) {
     loop {
-        match inbox::purge_older_than(&pool, &consumer_group, retention).await {
+        match crate::purge_older_than(&pool, &consumer_group, retention).await {
             Ok(deleted) => tracing::info!(
                 deleted,
                 retention_hours = retention.as_secs() / 3600,

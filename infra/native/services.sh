@@ -3,7 +3,13 @@
 #   services.sh build   the release build of both services (the build `make bench` measures)
 #   services.sh start   build, then start order-service (:8080) and payment-service (:8081)
 #   services.sh stop    stop what `start` started (SIGTERM: graceful shutdown, then SIGKILL)
-#   services.sh status  one line per service
+#   services.sh status  one line per service instance
+# Scale-out: ORDER_SERVICES=N and PAYMENT_SERVICES=M (default 1 each) start N
+# order-services (each with its relay) and M payment-services on the same databases, in
+# the same consumer groups: instance i > 1 is `<service>-<i>` on port 8080 + 2(i-1)
+# (order-service) or 8081 + 2(i-1) (payment-service). Claims never overlap, each key's
+# events stay in order, and the partitions are shared among the members
+# (docs/en/04-consume.md, "Scale-out"; `make drills-scale-out` kills one of each).
 # Logs: .state/services/<service>.log; spans: .state/traces/spans.jsonl (`make trace`)
 # shellcheck source=common.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -11,8 +17,17 @@ COMPONENT=services
 DIR="$STATE_DIR/services"
 mkdir -p "$DIR"
 
-SERVICES=(order-service payment-service)
-port_of() { case $1 in order-service) echo "${ORDER_SERVICE_PORT:-8080}" ;; payment-service) echo "${PAYMENT_SERVICE_PORT:-8081}" ;; esac; }
+# "<name> <binary> <port>" per instance to start.
+instances() {
+  local i
+  for ((i = 1; i <= ${ORDER_SERVICES:-1}; i++)); do
+    echo "$(instance_name order-service "$i") order-service $((${ORDER_SERVICE_PORT:-8080} + 2 * (i - 1)))"
+  done
+  for ((i = 1; i <= ${PAYMENT_SERVICES:-1}; i++)); do
+    echo "$(instance_name payment-service "$i") payment-service $((${PAYMENT_SERVICE_PORT:-8081} + 2 * (i - 1)))"
+  done
+}
+instance_name() { if [ "$2" -eq 1 ]; then echo "$1"; else echo "$1-$2"; fi; }
 
 # The release build (profile in the root Cargo.toml), the very binaries `make bench`
 # measures: a k6 run against `make up` sees the service the benchmark measured
@@ -27,24 +42,23 @@ build() {
 
 start() {
   build
-  local svc port
-  for svc in "${SERVICES[@]}"; do
-    port=$(port_of "$svc")
-    if pid_alive "$DIR/$svc.pid"; then log "$svc already running (pid $(cat "$DIR/$svc.pid"))"; continue; fi
+  local name bin port
+  while read -r name bin port; do
+    if pid_alive "$DIR/$name.pid"; then log "$name already running (pid $(cat "$DIR/$name.pid"))"; continue; fi
     tcp_open 127.0.0.1 "$port" && die "port $port is taken by another process; stop it or set the port variable"
-    # Spans go to one OTLP/JSON file for `make trace` (both services append to it);
+    # Spans go to one OTLP/JSON file for `make trace` (every instance appends to it);
     # set OTEL_EXPORTER_OTLP_ENDPOINT as well to see them in Jaeger or a collector.
     PORT="$port" OTEL_TRACES_FILE="${OTEL_TRACES_FILE:-$STATE_DIR/traces/spans.jsonl}" \
-      nohup "$BIN_DIR/$svc" >>"$DIR/$svc.log" 2>&1 &
-    echo $! >"$DIR/$svc.pid"
-  done
-  for svc in "${SERVICES[@]}"; do
-    port=$(port_of "$svc")
-    if ! wait_for 60 "$svc /healthz" curl -fsS "http://127.0.0.1:$port/healthz"; then
-      tail -n 20 "$DIR/$svc.log" >&2; exit 1
+      nohup "$BIN_DIR/$bin" >>"$DIR/$name.log" 2>&1 &
+    echo $! >"$DIR/$name.pid"
+    echo "$port" >"$DIR/$name.port"
+  done < <(instances)
+  while read -r name bin port; do
+    if ! wait_for 60 "$name /healthz" curl -fsS "http://127.0.0.1:$port/healthz"; then
+      tail -n 20 "$DIR/$name.log" >&2; exit 1
     fi
-    log "$svc up: http://127.0.0.1:$port  (log: .state/services/$svc.log)"
-  done
+    log "$name up: http://127.0.0.1:$port  (log: .state/services/$name.log)"
+  done < <(instances)
   cat >&2 <<MSG
 
   Ready. Try:
@@ -56,26 +70,30 @@ start() {
 MSG
 }
 
+# Every instance that has a pid file, however many `start` started.
+started() { for f in "$DIR"/*.pid; do [ -e "$f" ] && basename "$f" .pid; done; }
+
 stop() {
-  local svc pid i
-  for svc in "${SERVICES[@]}"; do
-    pid_alive "$DIR/$svc.pid" || { rm -f "$DIR/$svc.pid"; continue; }
-    pid=$(cat "$DIR/$svc.pid")
+  local name pid i
+  for name in $(started); do
+    pid_alive "$DIR/$name.pid" || { rm -f "$DIR/$name.pid" "$DIR/$name.port"; continue; }
+    pid=$(cat "$DIR/$name.pid")
     kill -TERM "$pid"
     for ((i = 0; i < 20; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-    rm -f "$DIR/$svc.pid"
-    log "$svc stopped"
+    rm -f "$DIR/$name.pid" "$DIR/$name.port"
+    log "$name stopped"
   done
 }
 
 status() {
-  local svc rc=0
-  for svc in "${SERVICES[@]}"; do
-    if pid_alive "$DIR/$svc.pid"; then
-      printf '%-16s up    pid %s  http://127.0.0.1:%s\n' "$svc" "$(cat "$DIR/$svc.pid")" "$(port_of "$svc")"
+  local name rc=0
+  [ -n "$(started)" ] || { echo "no service started"; return 1; }
+  for name in $(started); do
+    if pid_alive "$DIR/$name.pid"; then
+      printf '%-18s up    pid %s  http://127.0.0.1:%s\n' "$name" "$(cat "$DIR/$name.pid")" "$(cat "$DIR/$name.port" 2>/dev/null)"
     else
-      printf '%-16s down\n' "$svc"; rc=1
+      printf '%-18s down\n' "$name"; rc=1
     fi
   done
   return $rc

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use inbox::FastPath;
-use message_consumer::{ConsumerSettings, MessageConsumer, OffsetCommit};
+use message_consumer::{ConsumerSettings, MessageConsumer};
 use outbox::{OutboxGauges, Relay};
 use service_runtime::{BackgroundTasks, HttpServer, Infrastructure, Shutdown, StartError};
 use telemetry::Metrics;
@@ -100,11 +100,10 @@ impl App {
             fast_path: fast_path.clone(),
             dedup_ttl: config.dedup_ttl,
             inbox_off: config.unsafe_toggles.inbox_off,
+            business_key_off: config.unsafe_toggles.business_key_off,
             metrics: metrics.clone(),
         };
-        if config.unsafe_toggles.inbox_off
-            || config.unsafe_toggles.offset_commit != OffsetCommit::AfterEffect
-        {
+        if config.unsafe_toggles.any() {
             tracing::warn!(toggles = ?config.unsafe_toggles, "UNSAFE teaching toggles on: messages can be lost or applied twice");
         }
         let mut settings = ConsumerSettings::new(

@@ -55,6 +55,23 @@ pub struct UnsafeToggles {
     pub inbox_off: bool,
     /// `CONSUMER_OFFSET_COMMIT` (`after-effect`, default, or `before-effect`).
     pub offset_commit: message_consumer::OffsetCommit,
+    /// `DEDUP_BUSINESS_KEY` (default true). `false`: payments go to the teaching table
+    /// `payments_without_business_key`, which has no `UNIQUE(order_id)`, so a copy that
+    /// got past the other layers is paid twice (the matrix's "every layer off" row).
+    pub business_key_off: bool,
+    /// `DEDUP_PROVIDER_KEY` (default true). `false`: the provider is called without an
+    /// idempotency key and charges again on every call (`ProviderSettings`).
+    pub provider_key_off: bool,
+}
+
+impl UnsafeToggles {
+    /// Whether any unsafe toggle is on (a warning at start).
+    pub fn any(&self) -> bool {
+        self.inbox_off
+            || self.business_key_off
+            || self.provider_key_off
+            || self.offset_commit != message_consumer::OffsetCommit::AfterEffect
+    }
 }
 
 impl Config {
@@ -97,6 +114,7 @@ impl Config {
             provider: ProviderSettings {
                 latency: Duration::from_millis(parse_var(lookup, "PROVIDER_LATENCY_MS", 0)?),
                 failure_rate,
+                without_idempotency_key: !parse_var(lookup, "DEDUP_PROVIDER_KEY", true)?,
             },
             dedup_fast_path: parse_var(lookup, "DEDUP_FAST_PATH", true)?,
             dedup_ttl: Duration::from_secs(dedup_ttl_secs),
@@ -108,6 +126,8 @@ impl Config {
                     "CONSUMER_OFFSET_COMMIT",
                     message_consumer::OffsetCommit::AfterEffect,
                 )?,
+                business_key_off: !parse_var(lookup, "DEDUP_BUSINESS_KEY", true)?,
+                provider_key_off: !parse_var(lookup, "DEDUP_PROVIDER_KEY", true)?,
             },
         })
     }

@@ -48,6 +48,9 @@ pub struct Payments {
     pub dedup_ttl: Duration,
     /// `DEDUP_INBOX=false`, an unsafe teaching toggle: skip the inbox entirely.
     pub inbox_off: bool,
+    /// `DEDUP_BUSINESS_KEY=false`, an unsafe teaching toggle: write the payment into
+    /// the teaching table without `UNIQUE(order_id)`.
+    pub business_key_off: bool,
     /// The service's registry: `order_to_payment_seconds` is recorded here. (What the
     /// handler returns is counted by the consumer loop, per defence layer.)
     pub metrics: Metrics,
@@ -120,18 +123,34 @@ impl Payments {
         };
 
         let payment_id = Uuid::now_v7();
-        let inserted = sqlx::query!(
-            r#"INSERT INTO payments (id, order_id, amount_minor, currency, status)
-               VALUES ($1, $2, $3, $4, $5)
-               ON CONFLICT (order_id) DO NOTHING"#,
-            payment_id,
-            order.order_id,
-            order.amount_minor,
-            order.currency,
-            status,
-        )
-        .execute(&mut *tx)
-        .await
+        let inserted = if self.business_key_off {
+            // The teaching table (its migration says so): no business key to stop a
+            // second payment for the order.
+            sqlx::query!(
+                r#"INSERT INTO payments_without_business_key (id, order_id, amount_minor, currency, status)
+                   VALUES ($1, $2, $3, $4, $5)"#,
+                payment_id,
+                order.order_id,
+                order.amount_minor,
+                order.currency,
+                status,
+            )
+            .execute(&mut *tx)
+            .await
+        } else {
+            sqlx::query!(
+                r#"INSERT INTO payments (id, order_id, amount_minor, currency, status)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (order_id) DO NOTHING"#,
+                payment_id,
+                order.order_id,
+                order.amount_minor,
+                order.currency,
+                status,
+            )
+            .execute(&mut *tx)
+            .await
+        }
         .map_err(database)?;
         if inserted.rows_affected() == 0 {
             // The business key caught what the inbox could not: a different event id for

@@ -23,6 +23,10 @@ use uuid::Uuid;
 pub struct ProviderSettings {
     pub latency: Duration,
     pub failure_rate: f64,
+    /// `DEDUP_PROVIDER_KEY=false`, an unsafe teaching toggle: the caller sends no
+    /// idempotency key, so every call is a new charge (the provider's own dedup, the
+    /// last layer before the money, is off).
+    pub without_idempotency_key: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,10 +54,12 @@ impl PaymentProvider {
         Self { pool, settings }
     }
 
-    /// Charges `amount_minor` once per `idempotency_key`; a repeat returns the first result.
+    /// Charges `amount_minor` for `order_id` once per idempotency key (the order id); a
+    /// repeat returns the first result. Without the key (the unsafe toggle) each call
+    /// charges again.
     pub async fn charge(
         &self,
-        idempotency_key: Uuid,
+        order_id: Uuid,
         amount_minor: i64,
         currency: &str,
     ) -> Result<Charge, ProviderError> {
@@ -71,14 +77,21 @@ impl PaymentProvider {
         } else {
             ("APPROVED", None)
         };
+        // No key sent: the provider makes up one of its own for each call.
+        let idempotency_key = if self.settings.without_idempotency_key {
+            Uuid::now_v7()
+        } else {
+            order_id
+        };
         // Its own autocommit statement on the pool: the provider is not part of the
         // consumer's transaction. ON CONFLICT returns the first answer for the key.
         let row = sqlx::query!(
-            r#"INSERT INTO provider_charges (idempotency_key, amount_minor, currency, outcome, reason)
-               VALUES ($1, $2, $3, $4, $5)
+            r#"INSERT INTO provider_charges (idempotency_key, order_id, amount_minor, currency, outcome, reason)
+               VALUES ($1, $2, $3, $4, $5, $6)
                ON CONFLICT (idempotency_key) DO UPDATE SET calls = provider_charges.calls + 1
                RETURNING outcome, reason"#,
             idempotency_key.to_string(),
+            order_id,
             amount_minor,
             currency,
             outcome,

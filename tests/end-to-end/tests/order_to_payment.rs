@@ -106,6 +106,7 @@ async fn orders_end_paid_or_failed_and_every_payment_is_applied_once() {
             duplicates_suppressed_by_inbox: 0,
             applied: 12,
             double_applied: 0,
+            double_charged: 0,
             lost: 0,
             settled: 12,
         },

@@ -9,6 +9,13 @@ use crate::{DrillError, Row};
 
 type RowFuture = Pin<Box<dyn Future<Output = Result<Row, DrillError>> + Send>>;
 
+/// Every dedup layer of the consumer off: no Redis fast path, no inbox, a provider
+/// called without an idempotency key, and the payments written to the teaching table
+/// without `UNIQUE(order_id)`. One layer off is absorbed by the others; only all four
+/// let a redelivered copy be paid, and charged, a second time.
+const EVERY_LAYER_OFF: &str =
+    "unsafe: every dedup layer off (Redis, inbox, provider key, business key: teaching table)";
+
 /// A drill not yet run: its name for progress lines, and how to run it.
 pub struct Entry {
     pub name: &'static str,
@@ -194,6 +201,26 @@ pub fn all() -> Vec<Entry> {
                     "C2",
                     &[],
                     &[("DEDUP_INBOX", "false"), ("DEDUP_FAST_PATH", "false")],
+                    ClientRetry::SameKey,
+                ))
+            },
+        },
+        Entry {
+            name: C2,
+            configuration: EVERY_LAYER_OFF,
+            run: || {
+                Box::pin(drills::crash_point(
+                    C2,
+                    EVERY_LAYER_OFF,
+                    Target::PaymentService,
+                    "C2",
+                    &[],
+                    &[
+                        ("DEDUP_FAST_PATH", "false"),
+                        ("DEDUP_INBOX", "false"),
+                        ("DEDUP_PROVIDER_KEY", "false"),
+                        ("DEDUP_BUSINESS_KEY", "false"),
+                    ],
                     ClientRetry::SameKey,
                 ))
             },

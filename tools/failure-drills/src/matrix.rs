@@ -43,13 +43,18 @@ impl Row {
         self.report.double_applied + self.orders_doubled_by_retries
     }
 
+    /// Orders charged more than once at the provider (its records, not our rows).
+    pub fn double_charged(&self) -> u64 {
+        self.report.double_charged
+    }
+
     /// Safe configurations start with "safe"; unsafe teaching toggles with "unsafe".
     pub fn is_safe_configuration(&self) -> bool {
         self.configuration.starts_with("safe")
     }
 }
 
-const HEADER: [&str; 11] = [
+const HEADER: [&str; 12] = [
     "drill",
     "configuration",
     "accepted",
@@ -60,10 +65,11 @@ const HEADER: [&str; 11] = [
     "suppressed: business key",
     "lost",
     "double-applied",
+    "double-charged (provider)",
     "note",
 ];
 
-fn cells(row: &Row) -> [String; 11] {
+fn cells(row: &Row) -> [String; 12] {
     [
         row.drill.to_owned(),
         row.configuration.to_owned(),
@@ -75,12 +81,13 @@ fn cells(row: &Row) -> [String; 11] {
         row.payment_stats.suppressed_business_key.to_string(),
         row.lost().to_string(),
         row.double_applied().to_string(),
+        row.double_charged().to_string(),
         row.note.clone(),
     ]
 }
 
 /// The same columns, for the Chinese page.
-const HEADER_ZH: [&str; 11] = [
+const HEADER_ZH: [&str; 12] = [
     "演练",
     "配置",
     "接受",
@@ -91,6 +98,7 @@ const HEADER_ZH: [&str; 11] = [
     "拦下：业务键",
     "丢失",
     "重复应用",
+    "重复扣款（支付渠道）",
     "说明",
 ];
 
@@ -104,7 +112,7 @@ pub fn markdown_zh(rows: &[Row]) -> String {
     table(&HEADER_ZH, rows)
 }
 
-fn table(header: &[&str; 11], rows: &[Row]) -> String {
+fn table(header: &[&str; 12], rows: &[Row]) -> String {
     let mut out = format!("| {} |\n", header.join(" | "));
     out.push_str(&format!("|{}\n", "---|".repeat(HEADER.len())));
     for row in rows {
@@ -115,7 +123,7 @@ fn table(header: &[&str; 11], rows: &[Row]) -> String {
 
 /// The matrix as an aligned plain-text table for the terminal.
 pub fn plain(rows: &[Row]) -> String {
-    let all: Vec<[String; 11]> = std::iter::once(HEADER.map(str::to_owned))
+    let all: Vec<[String; 12]> = std::iter::once(HEADER.map(str::to_owned))
         .chain(rows.iter().map(cells))
         .collect();
     let widths: Vec<usize> = (0..HEADER.len())

@@ -100,3 +100,16 @@ async fn poison_messages_are_dead_lettered_and_nothing_stalls() {
     assert!(row.note.contains("5 with a dlq-reason header"), "{row:?}");
     assert!(row.note.contains("\"EURO\""), "{row:?}");
 }
+
+/// One dedup layer off is absorbed by the others (the "no dedup (inbox and Redis off)"
+/// rows stay at 0: the provider key and `UNIQUE(order_id)` still stand). With every
+/// layer off, the copy redelivered after a crash at C2 is paid and charged again, and the
+/// reconciliation counts it, at the provider too: it would exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_dedup_layer_off_a_redelivered_copy_is_paid_and_charged_twice() {
+    let row = run("C2", "unsafe: every dedup layer off").await;
+    assert!(row.double_applied() >= 1, "{row:?}");
+    assert!(row.double_charged() >= 1, "{row:?}");
+    assert!(!row.report.is_clean(), "{row:?}");
+    assert_eq!(row.lost(), 0, "{row:?}");
+}

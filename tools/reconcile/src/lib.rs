@@ -40,6 +40,8 @@ pub struct Report {
     pub duplicates_suppressed_by_inbox: u64,
     pub applied: u64,
     pub double_applied: u64,
+    /// Orders charged more than once at the provider (its own records).
+    pub double_charged: u64,
     /// Accepted orders without a payment.
     pub lost: u64,
     /// Orders that reached PAID or PAYMENT_FAILED.
@@ -48,7 +50,7 @@ pub struct Report {
 
 impl Report {
     pub fn is_clean(&self) -> bool {
-        self.lost == 0 && self.double_applied == 0
+        self.lost == 0 && self.double_applied == 0 && self.double_charged == 0
     }
 }
 
@@ -95,9 +97,22 @@ pub async fn reconcile(sources: &Sources) -> Result<Report, ReconcileError> {
     .bind(&sources.order_events_topic)
     .fetch_one(&sources.payments_db)
     .await?;
-    let payments: Vec<Uuid> = sqlx::query_scalar("SELECT order_id FROM payments")
-        .fetch_all(&sources.payments_db)
-        .await?;
+    // The payments, the teaching table of `DEDUP_BUSINESS_KEY=false` included (it has no
+    // UNIQUE(order_id): a second payment for an order shows here).
+    let payments: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT order_id FROM payments UNION ALL SELECT order_id FROM payments_without_business_key",
+    )
+    .fetch_all(&sources.payments_db)
+    .await?;
+    // Charges counted where the money moves, at the provider: more than one charge for an
+    // order is a double charge, whatever the payment rows say.
+    let double_charged: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT order_id FROM provider_charges
+                                WHERE order_id IS NOT NULL
+                                GROUP BY order_id HAVING count(*) > 1) AS twice",
+    )
+    .fetch_one(&sources.payments_db)
+    .await?;
     let mut per_order: HashMap<Uuid, u64> = HashMap::new();
     for order in &payments {
         *per_order.entry(*order).or_default() += 1;
@@ -113,6 +128,7 @@ pub async fn reconcile(sources: &Sources) -> Result<Report, ReconcileError> {
         duplicates_suppressed_by_inbox: suppressed.unwrap_or(0).unsigned_abs(),
         applied: count(per_order.len()),
         double_applied: per_order.values().filter(|n| **n > 1).count() as u64,
+        double_charged: double_charged.unsigned_abs(),
         lost: count(
             accepted
                 .iter()
@@ -142,6 +158,7 @@ pub fn render(report: &Report) -> String {
         ("settled orders (PAID/FAILED)", report.settled),
         ("LOST", report.lost),
         ("DOUBLE-APPLIED", report.double_applied),
+        ("DOUBLE-CHARGED (at the provider)", report.double_charged),
     ];
     let mut out = String::new();
     for (name, value) in rows {

@@ -37,6 +37,7 @@ async fn twenty_concurrent_deliveries_of_one_event_apply_one_payment() {
                 // on its inbox row.
                 latency: Duration::from_millis(200),
                 failure_rate: 0.0,
+                without_idempotency_key: false,
             },
         ),
         consumer_group: svc.group.clone(),
@@ -44,6 +45,7 @@ async fn twenty_concurrent_deliveries_of_one_event_apply_one_payment() {
         fast_path: None,
         dedup_ttl: Duration::from_secs(60),
         inbox_off: false,
+        business_key_off: false,
         metrics: Default::default(),
     });
 

@@ -102,6 +102,7 @@ async fn an_attempt_that_rolls_back_is_not_remembered_so_its_retry_applies() {
             ProviderSettings {
                 latency: Duration::ZERO,
                 failure_rate,
+                without_idempotency_key: false,
             },
         ),
         consumer_group: svc.group.clone(),
@@ -109,6 +110,7 @@ async fn an_attempt_that_rolls_back_is_not_remembered_so_its_retry_applies() {
         fast_path: svc.fast_path.clone(),
         dedup_ttl: Duration::from_secs(60),
         inbox_off: false,
+        business_key_off: false,
         metrics: Default::default(),
     };
 

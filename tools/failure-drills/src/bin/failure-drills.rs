@@ -49,7 +49,10 @@ async fn main() -> std::process::ExitCode {
     println!("\n{}", matrix::plain(&rows));
     let unsafe_safe_rows: Vec<&Row> = rows
         .iter()
-        .filter(|r| r.is_safe_configuration() && (r.lost() > 0 || r.double_applied() > 0))
+        .filter(|r| {
+            r.is_safe_configuration()
+                && (r.lost() > 0 || r.double_applied() > 0 || r.double_charged() > 0)
+        })
         .collect();
     let doc = format!(
         "# Failure matrix\n\nRun of `make drills` ({} drills in {:.0} s).\n\n{}",

@@ -134,14 +134,37 @@ pub async fn create_order(
     .with_header("schema-version", SCHEMA_VERSION.to_string());
     message.id = event.event_id;
 
+    // From here on the work runs in a task of its own, and the handler only awaits it.
+    // hyper drops the handler's future when the client hangs up; had the commit and the
+    // send-log line been in that future, a client giving up between them would leave a
+    // committed order whose event exists nowhere (direct mode), while its retry gets
+    // the replayed 201. A spawned task runs to its end whatever the client does: the
+    // JoinHandle dropped with the handler does not cancel it (docs/en/02-produce.md).
+    let fingerprint = key
+        .as_ref()
+        .map(|_| idempotency::request_hash(&method, uri.path(), &body));
+    let work = tokio::spawn(store_and_publish(state, key, fingerprint, event, message));
+    work.await.map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// The transaction (key, order, outbox row), the commit and, in direct mode, the send:
+/// everything after validation, run to the end even if the client is gone.
+async fn store_and_publish(
+    state: ApiState,
+    key: Option<IdempotencyKey>,
+    fingerprint: Option<String>,
+    event: OrderCreated,
+    message: OutboxMessage,
+) -> Result<Response, ApiError> {
+    let order_id = event.order_id;
+    let created_at = event.created_at;
     // The note's steps 1-3: business row and message row in one transaction. If either
     // insert fails, neither exists; once the commit returns, the event cannot be lost.
     // The idempotency key joins them, so key, order and event commit together.
     let mut tx = state.pool.begin().await?;
-    if let Some(key) = &key {
-        let fingerprint = idempotency::request_hash(&method, uri.path(), &body);
+    if let (Some(key), Some(fingerprint)) = (&key, &fingerprint) {
         // May wait for a concurrent request with this key (bounded; see idempotency.rs).
-        match idempotency::claim(&mut tx, key, &fingerprint, state.idempotency_retention).await? {
+        match idempotency::claim(&mut tx, key, fingerprint, state.idempotency_retention).await? {
             Claim::Replay(first) => return Ok(first.replay()),
             Claim::New => {}
         }

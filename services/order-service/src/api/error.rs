@@ -21,6 +21,9 @@ pub enum ApiError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),
+    /// A bug: the request's task panicked. Logged; the client gets a `500`.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Direct mode: the order is committed, its event was not acknowledged. `logged`:
     /// the event is in the send log, so the re-push job will send it.
     #[error("order {order_id} stored, event not published: {reason}")]
@@ -55,6 +58,16 @@ impl IntoResponse for ApiError {
                     format!("fix the field(s) {}: see `errors`", fields.join(", ")),
                 )
                 .with("errors", json!(errors))
+            }
+            ApiError::Internal(reason) => {
+                tracing::error!(%reason, "internal error in request");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal-error",
+                    "Internal error",
+                    "the server failed on this request; GET /orders to see whether the order \
+                     was stored, or retry with the same Idempotency-Key",
+                )
             }
             ApiError::NotFound(id) => Problem::new(
                 StatusCode::NOT_FOUND,

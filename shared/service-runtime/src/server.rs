@@ -64,7 +64,10 @@ impl HttpServer {
             })?;
         Ok(Self {
             listener,
-            router: with_request_timeout(router, REQUEST_TIMEOUT),
+            router: with_request_timeout(router, REQUEST_TIMEOUT)
+                // Outermost: every error answer leaves as problem+json, axum's own
+                // (404, 405, rejections) included.
+                .layer(axum::middleware::from_fn(http_problem::errors_as_problems)),
             shutdown,
             header_read_timeout: HEADER_READ_TIMEOUT,
         })

@@ -31,10 +31,29 @@ pub struct CreateOrder {
     pub customer_id: String,
     /// The amount in minor units (cents): integers, no floating-point money.
     #[schema(minimum = 1, maximum = 10_000_000_000_i64)]
+    #[serde(deserialize_with = "whole_number")]
     pub amount_minor: i64,
     /// ISO 4217 code, three upper-case letters.
     #[schema(min_length = 3, max_length = 3, pattern = "^[A-Z]{3}$")]
     pub currency: String,
+}
+
+/// A whole number, written `1999` or `1999.0`: JSON Schema counts both as an integer, and
+/// the document says `integer`. A fraction (`19.99`) or a number past i64 is refused (400).
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(whole) = number.as_i64() {
+        return Ok(whole);
+    }
+    // Within ±2^63 a float with no fraction converts exactly (its magnitude is below
+    // 2^63, so `as` neither saturates nor rounds).
+    #[allow(clippy::cast_possible_truncation)]
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.223_372_036_854_775e18 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid amount {number}: expected a whole number of minor units"
+        ))),
+    }
 }
 
 /// The largest amount accepted: 10^10 minor units (100 million in major units). The

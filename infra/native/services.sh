@@ -27,6 +27,8 @@ build() {
 
 start() {
   build
+  # Each service logs in as its own role, owner of its own database only (db-roles.sh).
+  bash "$ROOT/infra/native/db-roles.sh" ensure
   local svc port
   for svc in "${SERVICES[@]}"; do
     port=$(port_of "$svc")
@@ -34,6 +36,7 @@ start() {
     tcp_open 127.0.0.1 "$port" && die "port $port is taken by another process; stop it or set the port variable"
     # Spans go to one OTLP/JSON file for `make trace` (both services append to it);
     # set OTEL_EXPORTER_OTLP_ENDPOINT as well to see them in Jaeger or a collector.
+    DATABASE_URL="$(bash "$ROOT/infra/native/db-roles.sh" url "$svc")" \
     PORT="$port" OTEL_TRACES_FILE="${OTEL_TRACES_FILE:-$STATE_DIR/traces/spans.jsonl}" \
       nohup "$BIN_DIR/$svc" >>"$DIR/$svc.log" 2>&1 &
     echo $! >"$DIR/$svc.pid"

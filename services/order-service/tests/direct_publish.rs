@@ -638,7 +638,7 @@ async fn a_torn_tail_is_cut_off_at_open_and_the_log_still_reads() {
     let read = direct_publish::read_lines(&path)
         .await
         .expect("a torn tail is not an unreadable log");
-    assert_eq!(read, [line.clone()]);
+    assert_eq!(read, std::slice::from_ref(&line));
     let log = SendLog::open(&path).await.expect("open");
     let size = std::fs::metadata(&path).expect("size").len();
     let whole_len = serde_json::to_vec(&line).expect("json").len() as u64 + 1;

@@ -12,6 +12,7 @@ use chrono::{SubsecRound, Utc};
 use outbox::OutboxMessage;
 use serde::Deserialize;
 use telemetry::propagation::TraceHeaders;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::error::FieldError;
@@ -191,7 +192,11 @@ pub async fn create_order(
     let fingerprint = key
         .as_ref()
         .map(|_| idempotency::request_hash(&method, uri.path(), &body));
-    let work = tokio::spawn(store_and_publish(state, key, fingerprint, event, message));
+    // In the request's span: the outbox row and the send log carry its trace context.
+    let work = tokio::spawn(
+        store_and_publish(state, key, fingerprint, event, message)
+            .instrument(tracing::Span::current()),
+    );
     work.await.map_err(|e| ApiError::Internal(e.to_string()))?
 }
 

@@ -50,10 +50,9 @@ down: ## Stop exactly what `make up` / `make test` started (reused servers keep 
 	@bash $(NATIVE)/stack.sh stop
 
 .PHONY: clean
-clean: down ## `make down`, then delete the data: compose volumes, and the native Prometheus/Kafka state this checkout started
-	@if docker info >/dev/null 2>&1; then $(DOCKER_COMPOSE) down -v; fi
-	@rm -rf .state/prometheus
-	@bash $(NATIVE)/kafka.sh wipe
+clean: ## Stop everything and delete ALL the demo's data: databases orders/payments, topics, dedup keys, send log, Prometheus, traces (compose: its volumes)
+	@if docker info >/dev/null 2>&1 && [ -n "$$($(DOCKER_COMPOSE) ps -aq 2>/dev/null)" ]; then $(DOCKER_COMPOSE) down -v; fi
+	@bash $(NATIVE)/clean.sh
 
 .PHONY: status
 status: ## Show what is running
@@ -66,10 +65,15 @@ logs: ## Tail the logs of the services and the infrastructure
 	@tail -n 20 -F .state/services/*.log .state/postgres/postgres.log .state/redis/redis.log .state/kafka-main/node-*.log .state/prometheus/prometheus.log 2>/dev/null
 
 .PHONY: test
-test: infra-up ## Run all tests against the real Postgres, Redis and 3-node Kafka (starts them if needed)
+test: infra-up ## Run all tests against the real Postgres, Redis and 3-node Kafka (starts them if needed), then the API fuzzer
 	cargo test --workspace --all-targets --locked --no-fail-fast
 	@bash scripts/check-docs.sh
 	@bash scripts/check-monitoring.sh
+	@bash scripts/api-fuzz.sh
+
+.PHONY: api-fuzz
+api-fuzz: infra-up ## The API contract checked by schemathesis against a running order-service (also part of `make test`)
+	@bash scripts/api-fuzz.sh
 
 .PHONY: fmt
 fmt: ## Format the Rust code

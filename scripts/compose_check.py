@@ -194,6 +194,32 @@ def run(problem):
             problem(f"scripts/urls.sh native prints port {port}, which no native script serves by default")
     checked.append(f"urls (compose {len(published)} published ports, native {len(printed)} printed)")
 
+    # 10. Least privilege: loopback only, a Redis password, no anonymous Grafana admin,
+    #     no service logging in as the Postgres superuser.
+    for name, svc in services.items():
+        for p in svc.get("ports", []):
+            if not str(p).startswith("127.0.0.1:"):
+                problem(f"compose.yaml: {name} publishes {p} on every interface; bind it to 127.0.0.1")
+    redis_cmd = " ".join(map(str, services.get("redis", {}).get("command", [])))
+    if "--requirepass" not in redis_cmd:
+        problem("compose.yaml: redis runs without --requirepass")
+    grafana_env = services.get("grafana", {}).get("environment", {})
+    if str(grafana_env.get("GF_AUTH_ANONYMOUS_ENABLED", "false")).lower() == "true" and \
+            str(grafana_env.get("GF_AUTH_ANONYMOUS_ORG_ROLE", "Viewer")) != "Viewer":
+        problem("compose.yaml: grafana gives anonymous visitors more than Viewer")
+    for name in ("order-service", "payment-service"):
+        env = services.get(name, {}).get("environment", {})
+        url = str(env.get("DATABASE_URL", ""))
+        if re.match(r"postgres(ql)?://postgres[:@]", url):
+            problem(f"compose.yaml: {name} connects to Postgres as the superuser `postgres`")
+        if not re.match(r"redis://:[^@]+@", str(env.get("REDIS_URL", ""))):
+            problem(f"compose.yaml: {name}'s REDIS_URL has no password")
+    init = (COMPOSE.parent / "postgres/init.sh").read_text()
+    for role in ("order_service", "payment_service"):
+        if not re.search(rf"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE", init):
+            problem(f"infra/compose/postgres/init.sh: role {role} is not created without privileges")
+    checked.append("least privilege (loopback ports, Redis password, Grafana Viewer, service roles)")
+
     print(f"monitoring check: compose stack checked: {', '.join(checked)}")
 
 

@@ -24,7 +24,7 @@ MSG
   The compose stack is up:
     order-service     http://localhost:8080        (POST /orders, GET /orders/{id}, /metrics)
     payment-service   http://localhost:8081        (GET /stats, /metrics)
-    Grafana           http://localhost:3000        (dashboard "Reliable messaging", no login)
+    Grafana           http://localhost:3000        (dashboard "Reliable messaging"; anonymous: view only, admin login for edits)
     Prometheus        http://localhost:9090        (alerts: http://localhost:9090/alerts)
     Jaeger            http://localhost:16686       (traces of both services)
     Kafka UI          http://localhost:8088        (topics, consumer groups, messages)

@@ -42,12 +42,15 @@ build() {
 
 start() {
   build
+  # Each service logs in as its own role, owner of its own database only (db-roles.sh).
+  bash "$ROOT/infra/native/db-roles.sh" ensure
   local name bin port
   while read -r name bin port; do
     if pid_alive "$DIR/$name.pid"; then log "$name already running (pid $(cat "$DIR/$name.pid"))"; continue; fi
     tcp_open 127.0.0.1 "$port" && die "port $port is taken by another process; stop it or set the port variable"
     # Spans go to one OTLP/JSON file for `make trace` (every instance appends to it);
     # set OTEL_EXPORTER_OTLP_ENDPOINT as well to see them in Jaeger or a collector.
+    DATABASE_URL="$(bash "$ROOT/infra/native/db-roles.sh" url "$bin")" \
     PORT="$port" OTEL_TRACES_FILE="${OTEL_TRACES_FILE:-$STATE_DIR/traces/spans.jsonl}" \
       nohup "$BIN_DIR/$bin" >>"$DIR/$name.log" 2>&1 &
     echo $! >"$DIR/$name.pid"

@@ -23,6 +23,7 @@ pub struct App {
     shutdown: Shutdown,
     tasks: BackgroundTasks,
     metrics: Metrics,
+    direct: Option<DirectPublisher>,
 }
 
 impl App {
@@ -142,7 +143,7 @@ impl App {
             pool: infra.pool.clone(),
             order_events_topic: config.order_events_topic.clone(),
             idempotency_retention: config.idempotency_retention,
-            direct,
+            direct: direct.clone(),
         });
         let router = Router::new().merge(api).merge(infra.readiness_router());
         let router = service_runtime::observe(router, &metrics);
@@ -153,12 +154,20 @@ impl App {
             shutdown,
             tasks,
             metrics,
+            direct,
         })
     }
 
     /// This service's metrics registry, as `GET /metrics` renders it.
     pub fn metrics(&self) -> Metrics {
         self.metrics.clone()
+    }
+
+    /// `PUBLISH_MODE=direct`: the send log (tests pause its appends).
+    pub fn send_log(&self) -> Option<std::sync::Arc<crate::direct_publish::SendLog>> {
+        self.direct
+            .as_ref()
+            .map(|d| std::sync::Arc::clone(d.send_log()))
     }
 
     pub fn local_addr(&self) -> SocketAddr {

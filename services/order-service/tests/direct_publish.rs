@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use order_service::direct_publish::{
-    self, DELIVERY_TIMEOUT, DirectPublisher, PublishError, SendLogLine, SendStatus,
+    self, DELIVERY_TIMEOUT, DirectPublisher, LogFile, LoggedEvent, PublishError, SendLog,
+    SendLogLine, SendStatus,
 };
 use order_service::{App, Config};
 use serde_json::Value;
@@ -37,6 +38,8 @@ fn dead_broker() -> String {
 
 struct Service {
     base: String,
+    /// Direct mode: the running app's send log.
+    log: Option<std::sync::Arc<SendLog>>,
     http: reqwest::Client,
     pool: PgPool,
     stop: StopHandle,
@@ -75,9 +78,11 @@ async fn start(overrides: &[(&str, &str)]) -> Service {
     let app = App::build(config).await.expect("app builds");
     eprintln!("service built in {:?}", started.elapsed());
     let base = format!("http://{}", app.local_addr());
+    let log = app.send_log();
     let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
     Service {
         base,
+        log,
         http: common::http_client(),
         pool: db.pool().await,
         stop,
@@ -286,7 +291,7 @@ async fn direct_mode_with_kafka_down_fails_fast_keeps_the_order_and_repushes_it_
     let lines = lines_of_order(&send_log, order).await;
     assert_eq!(
         statuses(&lines),
-        ["pending", "failed", "pending", "acked"],
+        ["pending", "failed", "acked"],
         "{lines:?}"
     );
     drop(service.db);
@@ -459,4 +464,261 @@ async fn a_crash_at_a2_loses_the_event_of_a_committed_order() {
     pool.close().await;
     drop(db);
     remove_log(&send_log);
+}
+
+/// Issue 20, item 3, "client hang-up": the client gives up after the commit, while its
+/// request waits to write the `pending` line. hyper drops the handler's future when the
+/// client hangs up; the work after validation runs in a task of its own, so the event is
+/// still logged and sent. Before that task, the order stayed committed with no event
+/// anywhere (and a retry with the key got the replayed 201).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_mid_request_still_gets_its_event_logged_and_sent() {
+    let service = start(&[("PUBLISH_MODE", "direct")]).await;
+    let log = service.log.clone().expect("direct mode has a send log");
+    // Every append waits: the request commits its order, then blocks on the log.
+    let paused = log.pause_appends().await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(1_500))
+        .build()
+        .expect("client");
+    let gave_up = impatient
+        .post(format!("{}/orders", service.base))
+        .header("content-type", "application/json")
+        .body(ORDER)
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client hung up: {gave_up:?}");
+    let order: Uuid = sqlx::query_scalar("SELECT id FROM orders")
+        .fetch_one(&service.pool)
+        .await
+        .expect("the order was committed before the client hung up");
+    // Let the client's disconnect reach the server before the log moves again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(paused);
+
+    let path = service.send_log.clone();
+    let lines = test_support::eventually("the hung-up request logs its event", || {
+        let path = path.clone();
+        async move {
+            let lines = direct_publish::read_lines(&path)
+                .await
+                .map_err(|e| e.to_string())?;
+            if statuses(&lines) == ["pending", "acked"] {
+                Ok(lines)
+            } else {
+                Err(format!("{lines:?}"))
+            }
+        }
+    })
+    .await;
+    let records = read_topic(&service.topic).await;
+    eprintln!(
+        "client hung up: the order's event logged {:?} and {} on the topic",
+        statuses(&lines),
+        records.len()
+    );
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].key_str(), Some(&*order.to_string()));
+    service.stop().await;
+}
+
+/// A log file on a disk that fills up: it takes `room` more bytes, then fails like a
+/// full disk, having written part of the line.
+struct FullDisk {
+    file: std::fs::File,
+    room: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LogFile for FullDisk {
+    fn append_durably(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write as _;
+        use std::sync::atomic::Ordering;
+        let room = self.room.load(Ordering::SeqCst);
+        if bytes.len() > room {
+            self.file.write_all(&bytes[..room])?;
+            self.room.store(0, Ordering::SeqCst);
+            return Err(std::io::Error::from(std::io::ErrorKind::StorageFull));
+        }
+        self.file.write_all(bytes)?;
+        self.room.fetch_sub(bytes.len(), Ordering::SeqCst);
+        self.file.sync_data()
+    }
+}
+
+fn logged_event(key: &str, topic: &str) -> LoggedEvent {
+    LoggedEvent {
+        topic: topic.to_owned(),
+        key: key.to_owned(),
+        event_type: "OrderCreated".into(),
+        headers: Default::default(),
+        payload: serde_json::json!({"order_id": key}),
+        traceparent: None,
+        tracestate: None,
+    }
+}
+
+/// Issue 20, item 3, "hidden write errors": a full disk fails the `pending` line half-way.
+/// The error reaches the publisher (nothing is sent: a send the log does not know of
+/// could not be re-pushed), and once there is room again the next line is whole — not
+/// glued to the fragment.
+#[tokio::test]
+async fn a_failed_write_reaches_the_request_and_does_not_glue_onto_the_next_line() {
+    let topic = create_unique_topic("order-events", 3, 3).await;
+    let path = temp_send_log();
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+    let room = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(20));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("open");
+    let log = SendLog::with_file(
+        &path,
+        FullDisk {
+            file,
+            room: room.clone(),
+        },
+    );
+    let publisher = DirectPublisher::with_log(
+        direct_publish::producer_settings(&ensure_stack().kafka_bootstrap_servers),
+        log,
+    )
+    .expect("publisher");
+
+    let refused = publisher
+        .publish(Uuid::now_v7(), &logged_event("full", &topic))
+        .await;
+    eprintln!("disk full: {refused:?}");
+    assert!(matches!(refused, Err(PublishError::Log(_))), "{refused:?}");
+    assert!(read_topic(&topic).await.is_empty(), "nothing was sent");
+
+    room.store(1 << 20, std::sync::atomic::Ordering::SeqCst);
+    let event_id = Uuid::now_v7();
+    publisher
+        .publish(event_id, &logged_event("after", &topic))
+        .await
+        .expect("room again: logged and acked");
+    let lines = direct_publish::read_lines(&path).await.expect("log");
+    assert_eq!(statuses(&lines), ["pending", "acked"], "{lines:?}");
+    assert!(lines.iter().all(|l| l.event_id == event_id), "{lines:?}");
+    remove_log(&path);
+}
+
+/// Issue 20, item 3, "torn lines": a crash left a last line without `\n`, cut inside a
+/// UTF-8 character. The log still reads (bytes, split on `\n`), the torn tail is cut off
+/// at open, and the next append is a line of its own.
+#[tokio::test]
+async fn a_torn_tail_is_cut_off_at_open_and_the_log_still_reads() {
+    let path = temp_send_log();
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+    let whole = Uuid::now_v7();
+    let mut event = logged_event("k-1", "t");
+    event.headers.insert("note".into(), "café".into());
+    let line = SendLogLine {
+        event_id: whole,
+        at: chrono::Utc::now(),
+        status: SendStatus::Pending(event.clone()),
+    };
+    let mut bytes = serde_json::to_vec(&line).expect("json");
+    bytes.push(b'\n');
+    let torn = serde_json::to_vec(&SendLogLine {
+        event_id: Uuid::now_v7(),
+        ..line.clone()
+    })
+    .expect("json");
+    // Cut in the middle of "é" (two bytes in UTF-8).
+    let cut = torn
+        .windows(2)
+        .position(|w| w == "é".as_bytes())
+        .expect("é")
+        + 1;
+    bytes.extend_from_slice(&torn[..cut]);
+    std::fs::write(&path, &bytes).expect("write");
+
+    let read = direct_publish::read_lines(&path)
+        .await
+        .expect("a torn tail is not an unreadable log");
+    assert_eq!(read, std::slice::from_ref(&line));
+    let log = SendLog::open(&path).await.expect("open");
+    let size = std::fs::metadata(&path).expect("size").len();
+    let whole_len = serde_json::to_vec(&line).expect("json").len() as u64 + 1;
+    assert_eq!(size, whole_len, "the torn tail is cut off");
+    log.append(
+        whole,
+        SendStatus::Acked {
+            partition: 0,
+            offset: 7,
+        },
+    )
+    .await
+    .expect("append");
+    let read = log.read_all().await.expect("read");
+    assert_eq!(statuses(&read), ["pending", "acked"], "{read:?}");
+    remove_log(&path);
+}
+
+/// Issue 20, item 3, "unbounded log": a long outage — every event failed, the re-push job
+/// passing again and again — does not make the log grow (a failed re-send writes no
+/// line); when the broker is back the events are acked and compaction drops them.
+#[tokio::test]
+async fn a_long_outage_keeps_the_send_log_bounded() {
+    let path = temp_send_log();
+    let topic = create_unique_topic("order-events", 3, 3).await;
+    let mut settings = direct_publish::producer_settings(&dead_broker());
+    settings.delivery_timeout_ms = 1_000;
+    let down = DirectPublisher::with_settings(settings, &path)
+        .await
+        .expect("publisher");
+    let events = 20;
+    let sends = (0..events).map(|i| {
+        let down = down.clone();
+        let event = logged_event(&format!("k-{i}"), &topic);
+        async move { down.publish(Uuid::now_v7(), &event).await }
+    });
+    for outcome in futures::future::join_all(sends).await {
+        assert!(outcome.is_err(), "the broker is down: {outcome:?}");
+    }
+    let size = || std::fs::metadata(&path).expect("size").len();
+    let after_requests = size();
+    let passes = 8;
+    for _ in 0..passes {
+        let report = down
+            .repush_once_with_grace(Duration::ZERO)
+            .await
+            .expect("pass");
+        assert_eq!((report.due, report.failed), (events, events), "{report:?}");
+    }
+    eprintln!(
+        "outage: {events} events, {passes} re-push passes: log {after_requests} -> {} bytes",
+        size()
+    );
+    assert_eq!(size(), after_requests, "the re-push passes wrote nothing");
+
+    // The broker is back: one pass sends them all, the next compacts them away.
+    let up = DirectPublisher::new(&ensure_stack().kafka_bootstrap_servers, &path)
+        .await
+        .expect("publisher")
+        .with_compaction_after(events);
+    let report = up
+        .repush_once_with_grace(Duration::ZERO)
+        .await
+        .expect("pass");
+    assert_eq!((report.due, report.acked), (events, events), "{report:?}");
+    let report = up
+        .repush_once_with_grace(Duration::ZERO)
+        .await
+        .expect("pass");
+    eprintln!(
+        "broker back: compaction dropped {} lines, log {} bytes",
+        report.compacted_lines,
+        size()
+    );
+    assert_eq!(
+        (report.due, report.compacted_lines),
+        (0, 3 * events),
+        "{report:?}"
+    );
+    assert_eq!(size(), 0, "nothing left to send, nothing kept");
+    assert_eq!(read_topic(&topic).await.len(), events);
+    remove_log(&path);
 }

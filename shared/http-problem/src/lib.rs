@@ -70,6 +70,48 @@ impl IntoResponse for Problem {
     }
 }
 
+/// Middleware (`axum::middleware::from_fn(http_problem::errors_as_problems)`): turns
+/// every error answer that is not problem+json yet into one — the ones axum writes itself
+/// as text/plain or empty: unknown path (404), method not allowed (405, `Allow` kept),
+/// a rejected extractor. A client (and a fuzzer) then finds one error format everywhere.
+pub async fn errors_as_problems(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(CONTENT_TYPE.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // What axum said, as the detail (its rejections are short sentences).
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .filter(|t| !t.trim().is_empty());
+    let title = status.canonical_reason().unwrap_or("Error");
+    let kind = title.to_ascii_lowercase().replace(' ', "-");
+    let detail = text.unwrap_or_else(|| match status {
+        StatusCode::NOT_FOUND => "no such path; GET /openapi.json lists the API".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            "this path does not take this method; the Allow header lists those it takes".to_owned()
+        }
+        _ => title.to_owned(),
+    });
+    let mut problem = Problem::new(status, &kind, title, detail);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem = problem.with_header(name.clone(), value.clone());
+        }
+    }
+    problem.into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +132,35 @@ mod tests {
         let r = p.into_response();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+    }
+
+    #[tokio::test]
+    async fn axum_own_errors_become_problems_and_keep_their_headers() {
+        use tower::ServiceExt as _;
+        let app = axum::Router::new()
+            .route("/x", axum::routing::get(|| async { "x" }))
+            .layer(axum::middleware::from_fn(errors_as_problems));
+        let call = |method: &str, uri: &str| {
+            let request = axum::http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(axum::body::Body::empty())
+                .expect("request");
+            app.clone().oneshot(request)
+        };
+        let not_allowed = call("DELETE", "/x").await.expect("answer");
+        assert_eq!(not_allowed.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(not_allowed.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+        assert!(not_allowed.headers().contains_key(header::ALLOW));
+        let missing = call("GET", "/nope").await.expect("answer");
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert_eq!(missing.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+        let body = axum::body::to_bytes(missing.into_body(), 4096)
+            .await
+            .expect("body");
+        let json: Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["type"], "/problems/not-found");
+        let fine = call("GET", "/x").await.expect("answer");
+        assert_eq!(fine.status(), StatusCode::OK);
     }
 }

@@ -5,13 +5,21 @@
 //! - `/readyz` checks Postgres, Redis and Kafka concurrently, each with a short timeout,
 //!   and answers 200 with what it saw, or 503 `application/problem+json` naming what is
 //!   down.
+//! - **Redis down is `degraded`, not unready**: Redis is the dedup fast path, and the
+//!   inbox in Postgres decides without it (`shared/inbox/src/fast_path.rs`). Taking a
+//!   service out of rotation because its cache is gone would turn a slower path into an
+//!   outage, so the answer is 200 with `"status": "degraded"` and the Redis check's error.
+//! - **The answer is cached for [`CACHE_FOR`]**, and one check runs at a time: each check
+//!   builds a librdkafka client (threads, sockets), so a probe flood answered by fresh
+//!   checks would exhaust the process. Callers within the window get the same answer,
+//!   with its `age_ms`; the Redis connection is kept between checks.
 //!
 //! Kafka counts as reachable when any broker answers a metadata request. With one of
 //! the three nodes stopped the cluster still has a controller quorum and two in-sync
 //! replicas, so `acks=all` writes still succeed and the service stays ready.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,11 +27,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use http_problem::Problem;
+use redis::aio::MultiplexedConnection;
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 
 /// How long one dependency may take to answer before it counts as down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one `/readyz` answer is served again before the dependencies are checked anew.
+pub const CACHE_FOR: Duration = Duration::from_secs(1);
 
 /// The dependencies a service needs to be ready.
 #[derive(Debug, Clone)]
@@ -62,15 +73,28 @@ impl Dependencies {
     }
 
     async fn check_redis(&self) -> Check {
+        self.check_redis_on(&mut None).await
+    }
+
+    /// PING over `conn`, opening it first if there is none; a failed check drops it, so
+    /// the next one reconnects.
+    async fn check_redis_on(&self, conn: &mut Option<MultiplexedConnection>) -> Check {
         let ping = async {
-            let mut conn = self.redis.get_multiplexed_async_connection().await?;
-            redis::cmd("PING").query_async::<String>(&mut conn).await
+            if conn.is_none() {
+                *conn = Some(self.redis.get_multiplexed_async_connection().await?);
+            }
+            let Some(open) = conn.as_mut() else {
+                unreachable!("opened above")
+            };
+            redis::cmd("PING").query_async::<String>(open).await
         };
-        match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
-            Ok(Ok(pong)) => Check::ok("redis", format!("PING answered {pong}")),
+        let check = match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
+            Ok(Ok(pong)) => return Check::ok("redis", format!("PING answered {pong}")),
             Ok(Err(e)) => Check::down("redis", e.to_string()),
             Err(_) => Check::down("redis", timeout_text()),
-        }
+        };
+        *conn = None;
+        check
     }
 
     async fn check_kafka(&self) -> Check {
@@ -107,31 +131,84 @@ fn timeout_text() -> String {
     format!("no answer within {}s", CHECK_TIMEOUT.as_secs())
 }
 
+/// What `/readyz` shares between calls: the dependencies, the last answer and the Redis
+/// connection.
+struct Readiness {
+    deps: Dependencies,
+    /// The last checks, when they ran (wall clock, for the body) and since when (monotonic).
+    /// A `tokio` mutex held across the check: concurrent callers wait for one check.
+    last: tokio::sync::Mutex<Option<LastCheck>>,
+    redis_conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+}
+
+#[derive(Clone)]
+struct LastCheck {
+    checks: Vec<Check>,
+    at: Instant,
+    checked_at_ms: u128,
+}
+
+impl Readiness {
+    async fn answer(&self) -> (LastCheck, Duration) {
+        let mut last = self.last.lock().await;
+        if let Some(fresh) = last.as_ref().filter(|l| l.at.elapsed() < CACHE_FOR) {
+            return (fresh.clone(), fresh.at.elapsed());
+        }
+        let mut conn = self.redis_conn.lock().await;
+        let (pg, redis, kafka) = tokio::join!(
+            self.deps.check_postgres(),
+            self.deps.check_redis_on(&mut conn),
+            self.deps.check_kafka()
+        );
+        let checked = LastCheck {
+            checks: vec![pg, redis, kafka],
+            at: Instant::now(),
+            checked_at_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis()),
+        };
+        *last = Some(checked.clone());
+        (checked, Duration::ZERO)
+    }
+}
+
 /// The `/healthz` and `/readyz` routes, to merge into a service's router.
 pub fn router<S>(deps: Dependencies) -> Router<S> {
+    let readiness = Readiness {
+        deps,
+        last: tokio::sync::Mutex::new(None),
+        redis_conn: tokio::sync::Mutex::new(None),
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(Arc::new(deps))
+        .with_state(Arc::new(readiness))
 }
 
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "alive" }))
 }
 
-async fn readyz(State(deps): State<Arc<Dependencies>>) -> Response {
-    let checks = deps.check_all().await;
+async fn readyz(State(readiness): State<Arc<Readiness>>) -> Response {
+    let (answer, age) = readiness.answer().await;
+    let checks = &answer.checks;
     let mut details = Map::new();
-    for c in &checks {
+    for c in checks {
         details.insert(c.name.to_owned(), json!({ "ok": c.ok, "detail": c.detail }));
     }
+    let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+    let checked_at_ms = u64::try_from(answer.checked_at_ms).unwrap_or(u64::MAX);
     let down: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
-    if down.is_empty() {
-        return (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "checks": details })),
-        )
-            .into_response();
+    // Redis alone down: degraded, still ready (see the module doc).
+    if down.iter().all(|name| *name == "redis") {
+        let status = if down.is_empty() { "ready" } else { "degraded" };
+        let mut body = json!({
+            "status": status, "checks": details, "checked_at_ms": checked_at_ms, "age_ms": age_ms,
+        });
+        if !down.is_empty() {
+            body["degraded"] = json!(down);
+        }
+        return (StatusCode::OK, Json(body)).into_response();
     }
     tracing::warn!(?down, "readiness check failed");
     Problem::new(
@@ -145,5 +222,7 @@ async fn readyz(State(deps): State<Arc<Dependencies>>) -> Response {
     )
     .with("down", down)
     .with("checks", Value::Object(details))
+    .with("checked_at_ms", checked_at_ms)
+    .with("age_ms", age_ms)
     .into_response()
 }

@@ -5,12 +5,14 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use chrono::{SubsecRound, Utc};
 use outbox::OutboxMessage;
 use serde::Deserialize;
 use telemetry::propagation::TraceHeaders;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::error::FieldError;
@@ -25,25 +27,59 @@ use crate::events::{ORDER_CREATED, OrderCreated, SCHEMA_VERSION};
 #[schema(example = json!({"customer_id": "c-1", "amount_minor": 1999, "currency": "EUR"}))]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrder {
+    /// 1 to 64 visible ASCII characters (no spaces, no control characters).
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]{1,64}$")]
     pub customer_id: String,
     /// The amount in minor units (cents): integers, no floating-point money.
+    #[schema(minimum = 1, maximum = 10_000_000_000_i64)]
+    #[serde(deserialize_with = "whole_number")]
     pub amount_minor: i64,
     /// ISO 4217 code, three upper-case letters.
+    #[schema(min_length = 3, max_length = 3, pattern = "^[A-Z]{3}$")]
     pub currency: String,
 }
 
-/// The largest amount accepted: 10^10 minor units (100 million in major units).
+/// A whole number, written `1999` or `1999.0`: JSON Schema counts both as an integer, and
+/// the document says `integer`. A fraction (`19.99`) or a number past i64 is refused (400).
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(whole) = number.as_i64() {
+        return Ok(whole);
+    }
+    // Within ±2^63 a float with no fraction converts exactly (its magnitude is below
+    // 2^63, so `as` neither saturates nor rounds).
+    #[allow(clippy::cast_possible_truncation)]
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.223_372_036_854_775e18 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom(format!(
+            "invalid amount {number}: expected a whole number of minor units"
+        ))),
+    }
+}
+
+/// The largest amount accepted: 10^10 minor units (100 million in major units). The
+/// OpenAPI document states the same bounds (`#[schema]` above); `make test` checks the
+/// two agree by fuzzing (`scripts/api-fuzz.sh`).
 const MAX_AMOUNT_MINOR: i64 = 10_000_000_000;
+/// The longest `customer_id`.
+const MAX_CUSTOMER_ID: usize = 64;
 
 impl CreateOrder {
     /// Every problem at once, so the client fixes them in one go.
     pub fn validate(&self) -> Result<(), ApiError> {
         let mut errors = Vec::new();
-        let customer = self.customer_id.trim();
-        if customer.is_empty() || customer.len() > 64 {
+        // Visible ASCII only: a `\u0000` would otherwise reach Postgres, which refuses
+        // it in `text` (SQLSTATE 22P05) — a 503 for what is the client's mistake.
+        let customer = &self.customer_id;
+        if customer.is_empty()
+            || customer.len() > MAX_CUSTOMER_ID
+            || !customer.bytes().all(|b| b.is_ascii_graphic())
+        {
             errors.push(FieldError {
                 field: "customer_id",
-                reason: "1 to 64 characters".into(),
+                reason: format!(
+                    "1 to {MAX_CUSTOMER_ID} visible ASCII characters (no spaces or control characters)"
+                ),
             });
         }
         if self.amount_minor <= 0 || self.amount_minor > MAX_AMOUNT_MINOR {
@@ -74,24 +110,32 @@ impl CreateOrder {
     description = "Stores the order and its OrderCreated event in one transaction (the outbox); \
         the relay publishes the event. Send an Idempotency-Key to make retries safe.",
     params(
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]{1,255}$",
             description = "1 to 255 visible ASCII characters, e.g. a UUID made once per order \
                 and sent again on every retry of it. Same key + same body: the first answer \
                 again (Idempotent-Replayed: true). Kept IDEMPOTENCY_RETENTION_HOURS (24).")
     ),
-    request_body = CreateOrder,
+    request_body(content = CreateOrder, content_type = "application/json"),
     responses(
         (status = 201, description = "Created (or the first answer replayed)", body = super::read_orders::OrderView,
             headers(("Location" = String, description = "/orders/{id}"),
-                    ("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))),
+                    ("Idempotent-Replayed" = String, description = "`true` on a replayed answer")),
+            links(("GetOrderById" = (operation_id = "get_order", parameters(("id" = "$response.body#/id")),
+                description = "The order just created, with its timeline")))),
         (status = 400, description = "Malformed body or Idempotency-Key", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 405, description = "Method not allowed on /orders (see Allow)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "A request with this key is still in flight; retry after Retry-After",
             body = super::openapi::ProblemDetails, content_type = "application/problem+json",
             headers(("Retry-After" = String, description = "seconds"))),
+        (status = 413, description = "Body larger than 16 KiB", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not application/json", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (see `errors`), or the key was used with another body",
             body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 503, description = "Database unavailable; or, in PUBLISH_MODE=direct, Kafka did not \
-            acknowledge (the order IS stored, its event will be re-pushed)",
+        (status = 500, description = "Internal error; or, in PUBLISH_MODE=direct, the event could not be \
+            written to the send log (the order IS stored)",
+            body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 503, description = "Database unavailable, or no answer within the request timeout; or, in \
+            PUBLISH_MODE=direct, Kafka did not acknowledge (the order IS stored, its event will be re-pushed)",
             body = super::openapi::ProblemDetails, content_type = "application/problem+json",
             headers(("Retry-After" = String, description = "seconds"))),
     )
@@ -101,11 +145,16 @@ pub async fn create_order(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     // A malformed key is refused before anything else: a request we could not
     // deduplicate must not create an order.
     let key = IdempotencyKey::from_headers(&headers)?;
+    if !is_json(&headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    // Larger than `MAX_BODY_BYTES` (or cut off): 413 / 400 as problem+json.
+    let body = body.map_err(|e| ApiError::BodyRejected(e.status(), e.body_text()))?;
     let request: CreateOrder =
         serde_json::from_slice(&body).map_err(|e| ApiError::MalformedBody(e.to_string()))?;
     // Neither a 400 nor a 422 is stored under the key: nothing was created, and the
@@ -120,7 +169,7 @@ pub async fn create_order(
         schema_version: SCHEMA_VERSION,
         event_id: Uuid::now_v7(),
         order_id,
-        customer_id: request.customer_id.trim().to_owned(),
+        customer_id: request.customer_id.clone(),
         amount_minor: request.amount_minor,
         currency: request.currency.clone(),
         created_at,
@@ -134,14 +183,41 @@ pub async fn create_order(
     .with_header("schema-version", SCHEMA_VERSION.to_string());
     message.id = event.event_id;
 
+    // From here on the work runs in a task of its own, and the handler only awaits it.
+    // hyper drops the handler's future when the client hangs up; had the commit and the
+    // send-log line been in that future, a client giving up between them would leave a
+    // committed order whose event exists nowhere (direct mode), while its retry gets
+    // the replayed 201. A spawned task runs to its end whatever the client does: the
+    // JoinHandle dropped with the handler does not cancel it (docs/en/02-produce.md).
+    let fingerprint = key
+        .as_ref()
+        .map(|_| idempotency::request_hash(&method, uri.path(), &body));
+    // In the request's span: the outbox row and the send log carry its trace context.
+    let work = tokio::spawn(
+        store_and_publish(state, key, fingerprint, event, message)
+            .instrument(tracing::Span::current()),
+    );
+    work.await.map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// The transaction (key, order, outbox row), the commit and, in direct mode, the send:
+/// everything after validation, run to the end even if the client is gone.
+async fn store_and_publish(
+    state: ApiState,
+    key: Option<IdempotencyKey>,
+    fingerprint: Option<String>,
+    event: OrderCreated,
+    message: OutboxMessage,
+) -> Result<Response, ApiError> {
+    let order_id = event.order_id;
+    let created_at = event.created_at;
     // The note's steps 1-3: business row and message row in one transaction. If either
     // insert fails, neither exists; once the commit returns, the event cannot be lost.
     // The idempotency key joins them, so key, order and event commit together.
     let mut tx = state.pool.begin().await?;
-    if let Some(key) = &key {
-        let fingerprint = idempotency::request_hash(&method, uri.path(), &body);
+    if let (Some(key), Some(fingerprint)) = (&key, &fingerprint) {
         // May wait for a concurrent request with this key (bounded; see idempotency.rs).
-        match idempotency::claim(&mut tx, key, &fingerprint, state.idempotency_retention).await? {
+        match idempotency::claim(&mut tx, key, fingerprint, state.idempotency_retention).await? {
             Claim::Replay(first) => return Ok(first.replay()),
             Claim::New => {}
         }
@@ -212,6 +288,15 @@ pub async fn create_order(
     Ok(answer.first())
 }
 
+/// `Content-Type: application/json`, with or without parameters (`; charset=utf-8`).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +332,15 @@ mod tests {
             ["amount_minor"]
         );
         assert_eq!(fields(order("c", 5, "EURO").validate()), ["currency"]);
+        for bad in ["c\u{0}1", "c 1", "c\t", "café", &"c".repeat(65)] {
+            assert_eq!(
+                fields(order(bad, 5, "EUR").validate()),
+                ["customer_id"],
+                "{bad:?}"
+            );
+        }
+        order(&"c".repeat(64), 5, "EUR")
+            .validate()
+            .expect("64 is allowed");
     }
 }

@@ -17,10 +17,23 @@ pub enum ApiError {
     Invalid(Vec<FieldError>),
     #[error("order {0} not found")]
     NotFound(uuid::Uuid),
+    /// `POST /orders` without `Content-Type: application/json`.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// The body could not be read: too large (413) or cut off (400).
+    #[error("request body: {1}")]
+    BodyRejected(StatusCode, String),
+    /// A path or query parameter that does not parse (`/orders/not-a-uuid`,
+    /// `?limit=abc`, `?limit=0`).
+    #[error("invalid {name}: {reason}")]
+    InvalidParameter { name: &'static str, reason: String },
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),
+    /// A bug: the request's task panicked. Logged; the client gets a `500`.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Direct mode: the order is committed, its event was not acknowledged. `logged`:
     /// the event is in the send log, so the re-push job will send it.
     #[error("order {order_id} stored, event not published: {reason}")]
@@ -55,6 +68,43 @@ impl IntoResponse for ApiError {
                     format!("fix the field(s) {}: see `errors`", fields.join(", ")),
                 )
                 .with("errors", json!(errors))
+            }
+            ApiError::UnsupportedMediaType => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the order as JSON with the header Content-Type: application/json",
+            ),
+            ApiError::BodyRejected(status, reason) if status == StatusCode::PAYLOAD_TOO_LARGE => {
+                Problem::new(
+                    status,
+                    "body-too-large",
+                    "Request body too large",
+                    format!("{reason}; an order is a few dozen bytes of JSON"),
+                )
+            }
+            ApiError::BodyRejected(_, reason) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-body",
+                "Malformed request body",
+                reason,
+            ),
+            ApiError::InvalidParameter { name, reason } => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-parameter",
+                "Invalid parameter",
+                format!("{name}: {reason}"),
+            )
+            .with("parameter", name),
+            ApiError::Internal(reason) => {
+                tracing::error!(%reason, "internal error in request");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal-error",
+                    "Internal error",
+                    "the server failed on this request; GET /orders to see whether the order \
+                     was stored, or retry with the same Idempotency-Key",
+                )
             }
             ApiError::NotFound(id) => Problem::new(
                 StatusCode::NOT_FOUND,

@@ -39,6 +39,7 @@ mod read_orders;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use sqlx::PgPool;
 
@@ -46,6 +47,10 @@ use crate::direct_publish::DirectPublisher;
 
 pub use error::ApiError;
 pub use openapi::ApiDoc;
+
+/// The largest `POST /orders` body: an order is under 200 bytes; anything near this is
+/// not one (`413` problem+json).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -63,7 +68,9 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route(
             "/orders",
-            post(create_order::create_order).get(read_orders::list_orders),
+            post(create_order::create_order)
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+                .get(read_orders::list_orders),
         )
         .route("/orders/{id}", get(read_orders::get_order))
         .with_state(state)

@@ -53,9 +53,10 @@ use telemetry::propagation::{self, TraceHeaders};
 use tracing::Instrument;
 use uuid::Uuid;
 
-pub use repush::RepushReport;
+pub use repush::{COMPACT_AFTER_SETTLED, REPUSH_MAX_PER_PASS, RepushReport};
 pub use send_log::{
-    LoggedEvent, SendLog, SendLogError, SendLogLine, SendStatus, Unsettled, read_lines,
+    Compaction, LogFile, LoggedEvent, PausedAppends, SendLog, SendLogError, SendLogLine,
+    SendStatus, Unsettled, read_lines,
 };
 
 /// How long the broker has to acknowledge a send, retries included (the producer's
@@ -114,6 +115,7 @@ pub struct Delivered {
 pub struct DirectPublisher {
     log: Arc<SendLog>,
     producer: FutureProducer,
+    compact_after_settled: usize,
 }
 
 impl std::fmt::Debug for DirectPublisher {
@@ -148,6 +150,11 @@ impl DirectPublisher {
         send_log_path: impl Into<PathBuf>,
     ) -> Result<Self, DirectPublishError> {
         let log = SendLog::open(send_log_path).await?;
+        Self::with_log(settings, log)
+    }
+
+    /// As `with_settings`, writing to `log` (tests inject a failing file).
+    pub fn with_log(settings: ProducerSettings, log: SendLog) -> Result<Self, DirectPublishError> {
         let mut config = settings.client_config();
         // One request must not outlive the delivery timeout it belongs to; the shared
         // default (10 s) is longer than our 5 s and would only produce a warning.
@@ -159,10 +166,19 @@ impl DirectPublisher {
         Ok(Self {
             log: Arc::new(log),
             producer: config.create()?,
+            compact_after_settled: COMPACT_AFTER_SETTLED,
         })
     }
 
-    pub fn send_log(&self) -> &SendLog {
+    /// Compact the log once it holds `settled` settled events (default
+    /// [`COMPACT_AFTER_SETTLED`]; tests use fewer).
+    #[must_use]
+    pub fn with_compaction_after(mut self, settled: usize) -> Self {
+        self.compact_after_settled = settled.max(1);
+        self
+    }
+
+    pub fn send_log(&self) -> &Arc<SendLog> {
         &self.log
     }
 
@@ -193,6 +209,26 @@ impl DirectPublisher {
             tracing::warn!(%event_id, %error, "could not log the send's outcome");
         }
         outcome
+    }
+
+    /// The re-push job's send: the event's `pending` line is already in the log, so only
+    /// an ack is written. A failure writes nothing: the log does not grow while Kafka is
+    /// down, however long the outage (docs/en/02-produce.md).
+    pub async fn resend(
+        &self,
+        event_id: Uuid,
+        event: &LoggedEvent,
+    ) -> Result<Delivered, PublishError> {
+        let delivered = self.send(event_id, event).await?;
+        let acked = SendStatus::Acked {
+            partition: delivered.partition,
+            offset: delivered.offset,
+        };
+        if let Err(error) = self.log.append(event_id, acked).await {
+            // Only a duplicate: the next pass sends it again, the inbox skips the copy.
+            tracing::warn!(%event_id, %error, "could not log the re-push's ack");
+        }
+        Ok(delivered)
     }
 
     /// One send with the ack awaited, bounded by the delivery timeout.
@@ -262,7 +298,7 @@ impl DirectPublisher {
     /// One pass of the re-push job: sends every unsettled event of the send log again
     /// (see [`repush`]).
     pub async fn repush_once(&self) -> Result<RepushReport, SendLogError> {
-        repush::repush_once(self, IN_FLIGHT_GRACE).await
+        repush::repush_once(self, IN_FLIGHT_GRACE, self.compact_after_settled).await
     }
 
     /// As `repush_once`, with another in-flight grace (tests and drills use zero).
@@ -270,7 +306,7 @@ impl DirectPublisher {
         &self,
         in_flight_grace: Duration,
     ) -> Result<RepushReport, SendLogError> {
-        repush::repush_once(self, in_flight_grace).await
+        repush::repush_once(self, in_flight_grace, self.compact_after_settled).await
     }
 
     /// The re-push job: a pass every [`RETRY_AFTER`] until shutdown, then a flush.

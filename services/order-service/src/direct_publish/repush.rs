@@ -4,14 +4,25 @@
 //! A re-pushed event keeps its `event-id`, so when the first send did reach the broker
 //! after all (its ack was lost, or its request died between send and `acked` line) the
 //! copy is a duplicate the consumer's inbox skips — never a second payment.
+//!
+//! Bounded, so a long outage cannot fill the disk: a pass sends at most
+//! [`REPUSH_MAX_PER_PASS`] events, writes an `acked` line for each one acknowledged and
+//! **nothing** for a failed one (its `pending` or `failed` line already says "send it
+//! again"), and compacts the log once [`COMPACT_AFTER_SETTLED`] events are settled.
 
 use std::time::Duration;
 
 use futures::future::join_all;
 use service_runtime::Shutdown;
 
-use super::send_log::SendLogError;
+use super::send_log::{SendLogError, settled_count};
 use super::{DirectPublisher, RETRY_AFTER};
+
+/// At most this many events are sent per pass, the oldest first: a backlog after an
+/// outage drains over several passes instead of one burst of sends.
+pub const REPUSH_MAX_PER_PASS: usize = 500;
+/// A pass compacts the log (drops settled events) once it holds this many.
+pub const COMPACT_AFTER_SETTLED: usize = 1_000;
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -20,25 +31,39 @@ pub struct RepushReport {
     pub due: usize,
     pub acked: usize,
     pub failed: usize,
+    /// Due events left for the next pass ([`REPUSH_MAX_PER_PASS`]).
+    pub deferred: usize,
+    /// Lines the pass's compaction dropped (0: no compaction).
+    pub compacted_lines: usize,
 }
 
-/// One pass: every due event is sent again through `DirectPublisher::publish`, which
-/// logs a fresh `pending` and its outcome, so the log stays the single record.
+/// One pass: up to `REPUSH_MAX_PER_PASS` due events are sent again; an ack is logged,
+/// a failure is not (see the module doc); then the log is compacted if it holds
+/// `compact_after_settled` settled events.
 pub(super) async fn repush_once(
     publisher: &DirectPublisher,
     in_flight_grace: Duration,
+    compact_after_settled: usize,
 ) -> Result<RepushReport, SendLogError> {
-    let due = publisher.send_log().unsettled(in_flight_grace).await?;
+    let log = publisher.send_log();
+    let lines = log.read_all().await?;
+    let settled = settled_count(&lines);
+    let mut due = super::send_log::unsettled_at(lines, in_flight_grace);
     let mut report = RepushReport {
         due: due.len(),
+        deferred: due.len().saturating_sub(REPUSH_MAX_PER_PASS),
         ..RepushReport::default()
     };
+    due.truncate(REPUSH_MAX_PER_PASS);
+    if settled >= compact_after_settled {
+        report.compacted_lines = log.compact().await?.dropped_lines;
+    }
     if due.is_empty() {
         return Ok(report);
     }
     // Concurrent sends: each order has one event (OrderCreated), so there is no per-key
     // order between these to keep.
-    let outcomes = join_all(due.iter().map(|u| publisher.publish(u.event_id, &u.event))).await;
+    let outcomes = join_all(due.iter().map(|u| publisher.resend(u.event_id, &u.event))).await;
     for (unsettled, outcome) in due.iter().zip(outcomes) {
         match outcome {
             Ok(delivered) => {

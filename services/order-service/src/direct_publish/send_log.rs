@@ -1,4 +1,4 @@
-//! The append-only send log: one JSON line per step of a send, never rewritten.
+//! The append-only send log: one JSON line per step of a send.
 //!
 //! ```text
 //! {"event_id":"…","at":"…","status":"pending","topic":"order-events","key":"…","event_type":"OrderCreated","headers":{…},"payload":{…}}
@@ -8,19 +8,34 @@
 //!
 //! The `pending` line carries the whole event, so the re-push job can send it again
 //! from the log alone. An event's state is its **last** line: `acked` means done,
-//! anything else means "send it again". Each line is flushed to disk (`fsync`) before the
-//! append returns, so a `pending` line that was written survives a crash of the process
-//! or of the machine.
+//! anything else means "send it again".
+//!
+//! Four ways a log like this loses an event without a crash, and what closes each
+//! (docs/en/02-produce.md, "The log-based alternative"):
+//!
+//! - **a hidden write error.** `write_all` then `sync_data` on a `tokio::fs::File`
+//!   returns `Ok` after a failed write: the write runs in the background and its error
+//!   is parked until the next write. Here the write and the `fsync` are one blocking
+//!   call ([`LogFile::append_durably`]), so a full disk reaches the request as an error.
+//!   A failed write may leave part of its line behind: the next append starts on a new
+//!   line, so the fragment stays one unreadable line instead of eating the next.
+//! - **a torn line.** A crash mid-write leaves a tail without `\n`, maybe cut inside a
+//!   UTF-8 character. The log is read as bytes and split on `\n`; the torn tail is
+//!   dropped, and cut off the file at open, so the next append does not glue onto it.
+//! - **an unbounded file.** Settled events are dropped by [`SendLog::compact`] (a new
+//!   file holding only the unsettled events, renamed over the old one), and the re-push
+//!   job writes no line while its sends keep failing (`repush.rs`).
+//! - **a client that hangs up** is closed in the handler (`api/create_order.rs`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,35 +96,81 @@ pub struct Unsettled {
     pub last_at: DateTime<Utc>,
 }
 
+/// Where the lines go. The real one is the file; a test puts a failing one in its
+/// place (a full disk) to see the error reach the request.
+pub trait LogFile: Send + 'static {
+    /// Writes all of `bytes` at the end and returns once they are on disk: the write
+    /// and the `fsync` in one call, so an error of either is this call's error.
+    fn append_durably(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+}
+
+impl LogFile for std::fs::File {
+    fn append_durably(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.write_all(bytes)?;
+        // Durable before we go on: a `pending` line that is only in the page cache would
+        // die with the machine, and with it the only copy of the event's payload.
+        self.sync_data()
+    }
+}
+
+/// The open file and whether its last append failed half-way.
+struct Appender {
+    file: Option<Box<dyn LogFile>>,
+    /// The last append failed: part of its line may be in the file, without `\n`.
+    torn: bool,
+}
+
+/// What [`SendLog::compact`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compaction {
+    /// Lines kept: the `pending` line and the last line of each unsettled event.
+    pub kept_lines: usize,
+    /// Lines dropped: every line of a settled (`acked`) event, and superseded lines.
+    pub dropped_lines: usize,
+}
+
 /// The send log file, opened for appending. Appends are serialised by a lock, so lines
 /// from concurrent requests never interleave.
-#[derive(Debug)]
 pub struct SendLog {
     path: PathBuf,
-    file: Mutex<tokio::fs::File>,
+    appender: Mutex<Appender>,
+}
+
+impl std::fmt::Debug for SendLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendLog")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A guard that holds every append of a [`SendLog`] until it is dropped.
+pub struct PausedAppends<'a>(#[allow(dead_code)] MutexGuard<'a, Appender>);
+
+impl std::fmt::Debug for PausedAppends<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PausedAppends")
+    }
 }
 
 impl SendLog {
-    /// Opens (creating it and its directory if needed) the log at `path`.
+    /// Opens (creating it and its directory if needed) the log at `path`, cutting off a
+    /// torn tail first.
     pub async fn open(path: impl Into<PathBuf>) -> Result<Self, SendLogError> {
         let path = path.into();
-        let error = |source| SendLogError {
-            path: path.clone(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir).await.map_err(error)?;
+        let file = open_for_append(&path).await?;
+        Ok(Self::with_file(path, file))
+    }
+
+    /// A log at `path` whose appends go to `file` (tests inject a failing one).
+    pub fn with_file(path: impl Into<PathBuf>, file: impl LogFile) -> Self {
+        Self {
+            path: path.into(),
+            appender: Mutex::new(Appender {
+                file: Some(Box::new(file)),
+                torn: false,
+            }),
         }
-        let file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .await
-            .map_err(error)?;
-        Ok(Self {
-            path,
-            file: Mutex::new(file),
-        })
     }
 
     pub fn path(&self) -> &Path {
@@ -125,16 +186,36 @@ impl SendLog {
         };
         let mut bytes = serde_json::to_vec(&line).map_err(|e| self.error(e.into()))?;
         bytes.push(b'\n');
-        let mut file = self.file.lock().await;
-        file.write_all(&bytes).await.map_err(|e| self.error(e))?;
-        // Durable before we go on: a `pending` line that is only in the page cache would
-        // die with the machine, and with it the only copy of the event's payload.
-        file.sync_data().await.map_err(|e| self.error(e))?;
-        Ok(())
+        let mut appender = self.appender.lock().await;
+        if appender.torn {
+            // After a failed append part of its line may be in the file: start afresh,
+            // so the fragment is one unreadable line and this one stays whole.
+            bytes.insert(0, b'\n');
+        }
+        let mut file = appender
+            .file
+            .take()
+            .ok_or_else(|| self.error(std::io::Error::other("the log file was lost")))?;
+        // One blocking call for write and fsync: see the module doc ("hidden write error").
+        let (file, written) = tokio::task::spawn_blocking(move || {
+            let written = file.append_durably(&bytes);
+            (file, written)
+        })
+        .await
+        .map_err(|e| self.error(std::io::Error::other(e)))?;
+        appender.file = Some(file);
+        appender.torn = written.is_err();
+        written.map_err(|e| self.error(e))
+    }
+
+    /// Holds every append until the guard is dropped. For tests and drills: a request
+    /// that waits here is the one a hanging-up client could cancel.
+    pub async fn pause_appends(&self) -> PausedAppends<'_> {
+        PausedAppends(self.appender.lock().await)
     }
 
     /// Every line, oldest first. A torn last line (a crash in the middle of a write) is
-    /// skipped with a warning: its event's earlier lines still tell its state.
+    /// skipped: its event's earlier lines still tell its state.
     pub async fn read_all(&self) -> Result<Vec<SendLogLine>, SendLogError> {
         read_lines(&self.path).await
     }
@@ -153,6 +234,29 @@ impl SendLog {
         ))
     }
 
+    /// Rewrites the log with the unsettled events only (each one's `pending` line and its
+    /// last line), so it stays as small as what is still to send. The new file is
+    /// written and synced beside the old one, then renamed over it: a crash leaves
+    /// one or the other, whole. Appends wait meanwhile.
+    pub async fn compact(&self) -> Result<Compaction, SendLogError> {
+        let mut appender = self.appender.lock().await;
+        let lines = self.read_all().await?;
+        let (kept, report) = compacted(lines);
+        let mut bytes = Vec::new();
+        for line in &kept {
+            serde_json::to_writer(&mut bytes, line).map_err(|e| self.error(e.into()))?;
+            bytes.push(b'\n');
+        }
+        let path = self.path.clone();
+        let replaced = tokio::task::spawn_blocking(move || replace_file(&path, &bytes))
+            .await
+            .map_err(|e| self.error(std::io::Error::other(e)))?;
+        replaced.map_err(|e| self.error(e))?;
+        appender.file = Some(Box::new(open_for_append(&self.path).await?));
+        appender.torn = false;
+        Ok(report)
+    }
+
     fn error(&self, source: std::io::Error) -> SendLogError {
         SendLogError {
             path: self.path.clone(),
@@ -161,10 +265,60 @@ impl SendLog {
     }
 }
 
-/// Reads the log at `path` (an absent file is an empty log).
+/// Opens `path` for appending (creating it and its directory), after cutting off a torn
+/// tail: bytes after the last `\n` are a line a crash interrupted, and a new line
+/// appended to them would be unreadable too.
+async fn open_for_append(path: &Path) -> Result<std::fs::File, SendLogError> {
+    let owned = path.to_owned();
+    tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        if let Some(dir) = owned.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&owned)?;
+        let bytes = std::fs::read(&owned)?;
+        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if whole < bytes.len() {
+            tracing::warn!(path = %owned.display(), torn_bytes = bytes.len() - whole,
+                "cutting off a torn last line of the send log");
+            file.set_len(whole as u64)?;
+            file.sync_data()?;
+        }
+        Ok(file)
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|opened| opened)
+    .map_err(|source| SendLogError {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Writes `bytes` to `<path>.compact`, syncs it, renames it over `path`, syncs the
+/// directory (so the rename itself survives a power cut).
+fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".compact");
+    let temp = PathBuf::from(name);
+    let mut file = std::fs::File::create(&temp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Reads the log at `path` (an absent file is an empty log). Bytes, split on `\n`: a
+/// line cut inside a UTF-8 character is one unreadable line, not an unreadable log.
 pub async fn read_lines(path: &Path) -> Result<Vec<SendLogLine>, SendLogError> {
-    let text = match tokio::fs::read_to_string(path).await {
-        Ok(text) => text,
+    let bytes = match tokio::fs::read(path).await {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {
             return Err(SendLogError {
@@ -173,10 +327,13 @@ pub async fn read_lines(path: &Path) -> Result<Vec<SendLogLine>, SendLogError> {
             });
         }
     };
-    Ok(text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .filter_map(|l| match serde_json::from_str(l) {
+    let mut pieces: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    // What follows the last `\n` is a line still being written, or torn by a crash.
+    pieces.pop();
+    Ok(pieces
+        .into_iter()
+        .filter(|l| !l.trim_ascii().is_empty())
+        .filter_map(|l| match serde_json::from_slice(l) {
             Ok(line) => Some(line),
             Err(error) => {
                 tracing::warn!(path = %path.display(), %error, "skipping an unreadable send-log line");
@@ -184,6 +341,54 @@ pub async fn read_lines(path: &Path) -> Result<Vec<SendLogLine>, SendLogError> {
             }
         })
         .collect())
+}
+
+/// The lines a compaction keeps: for each event whose last line is not `acked`, its
+/// `pending` line (the event itself) and, when it is another, its last line.
+fn compacted(lines: Vec<SendLogLine>) -> (Vec<SendLogLine>, Compaction) {
+    let total = lines.len();
+    let mut last: HashMap<Uuid, usize> = HashMap::new();
+    let mut pending: HashMap<Uuid, usize> = HashMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        last.insert(line.event_id, i);
+        if matches!(line.status, SendStatus::Pending(_)) {
+            pending.entry(line.event_id).or_insert(i);
+        }
+    }
+    let keep: HashSet<usize> = last
+        .iter()
+        .filter(|(_, i)| !matches!(lines[**i].status, SendStatus::Acked { .. }))
+        .flat_map(|(id, i)| [Some(*i), pending.get(id).copied()])
+        .flatten()
+        .collect();
+    let kept: Vec<SendLogLine> = lines
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, line)| line)
+        .collect();
+    let report = Compaction {
+        kept_lines: kept.len(),
+        dropped_lines: total - kept.len(),
+    };
+    (kept, report)
+}
+
+/// How many events of `lines` are settled (their last line is `acked`).
+pub(super) fn settled_count(lines: &[SendLogLine]) -> usize {
+    let mut last: HashMap<Uuid, bool> = HashMap::new();
+    for line in lines {
+        last.insert(
+            line.event_id,
+            matches!(line.status, SendStatus::Acked { .. }),
+        );
+    }
+    last.values().filter(|acked| **acked).count()
+}
+
+/// [`unsettled`] as of now.
+pub(super) fn unsettled_at(lines: Vec<SendLogLine>, in_flight_grace: Duration) -> Vec<Unsettled> {
+    unsettled(lines, in_flight_grace, Utc::now())
 }
 
 fn unsettled(

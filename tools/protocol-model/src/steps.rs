@@ -68,92 +68,46 @@ pub enum Step {
 /// Where each step happens in the code. Every entry is `path.rs::function`, checked by
 /// `scripts/check-model-refs.sh`.
 pub const CODE: &[(&str, &str)] = &[
-    (
-        "ApiInsert",
-        "services/order-service/src/api/create_order.rs::create_order",
-    ),
-    (
-        "ApiInsert",
-        "services/order-service/src/api/idempotency.rs::claim",
-    ),
+    ("ApiInsert", "services/order-service/src/api/create_order.rs::create_order"),
+    ("ApiInsert", "services/order-service/src/api/idempotency.rs::claim"),
     ("ApiInsert", "shared/outbox/src/message.rs::enqueue"),
-    (
-        "ApiCommit",
-        "services/order-service/src/api/idempotency.rs::finish",
-    ),
-    (
-        "ApiAnswer",
-        "services/order-service/src/api/create_order.rs::create_order",
-    ),
-    (
-        "DirectLog",
-        "services/order-service/src/direct_publish/send_log.rs::append",
-    ),
-    (
-        "DirectSend",
-        "services/order-service/src/direct_publish/mod.rs::publish",
-    ),
-    (
-        "Repush",
-        "services/order-service/src/direct_publish/repush.rs::repush_once",
-    ),
+    ("ApiCommit", "services/order-service/src/api/create_order.rs::create_order"),
+    ("ApiCommit", "services/order-service/src/api/idempotency.rs::finish"),
+    ("ApiAnswer", "services/order-service/src/api/create_order.rs::create_order"),
+    ("DirectLog", "services/order-service/src/direct_publish/send_log.rs::append"),
+    ("DirectSend", "services/order-service/src/direct_publish/mod.rs::publish"),
+    ("Repush", "services/order-service/src/direct_publish/repush.rs::repush_once"),
     ("Claim", "shared/outbox/src/relay/claim.rs::claim"),
     ("Claim", "shared/outbox/src/relay/lanes.rs::lane_pass"),
-    (
-        "Claim",
-        "shared/outbox/src/relay/stream.rs::claim_and_hand_over",
-    ),
+    ("Claim", "shared/outbox/src/relay/stream.rs::claim_and_hand_over"),
     ("Send", "shared/outbox/src/relay/publish.rs::publish_all"),
     ("Send", "shared/outbox/src/relay/stream.rs::hand_over"),
-    ("Mark", "shared/outbox/src/relay/mod.rs::publish_and_mark"),
     ("Mark", "shared/outbox/src/relay/mark.rs::mark_sent"),
     ("Mark", "shared/outbox/src/relay/mark.rs::release_for_retry"),
+    ("Mark", "shared/outbox/src/relay/mod.rs::publish_and_mark"),
     ("Mark", "shared/outbox/src/relay/stream.rs::settle"),
     ("LeaseRunsOut", "shared/outbox/src/relay/claim.rs::claim"),
     ("OperatorRetry", "shared/outbox/src/failed.rs::retry_failed"),
-    (
-        "Poll",
-        "shared/message-consumer/src/parallel.rs::poll_until_stopped",
-    ),
+    ("Poll", "shared/message-consumer/src/parallel.rs::poll_until_stopped"),
     ("Poll", "shared/message-consumer/src/offsets.rs::receive"),
-    (
-        "Poll",
-        "shared/message-consumer/src/parallel.rs::commit_before_effect",
-    ),
-    (
-        "Begin",
-        "shared/message-consumer/src/parallel.rs::handle_one",
-    ),
-    ("Begin", "services/payment-service/src/payments.rs::handle"),
+    ("Poll", "shared/message-consumer/src/parallel.rs::commit_before_effect"),
+    ("Begin", "services/payment-service/src/payments.rs::Payments::handle"),
+    ("Begin", "shared/message-consumer/src/parallel.rs::handle_one"),
     ("Begin", "shared/inbox/src/fast_path.rs::seen_recently"),
     ("Begin", "shared/inbox/src/lib.rs::begin_first_delivery"),
     ("Begin", "services/payment-service/src/provider.rs::charge"),
-    (
-        "Commit",
-        "services/payment-service/src/payments.rs::apply_once",
-    ),
+    ("Commit", "services/payment-service/src/payments.rs::apply_once"),
     ("Commit", "shared/inbox/src/fast_path.rs::remember"),
-    (
-        "StoreOffset",
-        "shared/message-consumer/src/offsets.rs::finish",
-    ),
-    (
-        "StoreOffset",
-        "shared/message-consumer/src/consumer.rs::consume_once",
-    ),
-    (
-        "Rebalance",
-        "shared/message-consumer/src/hand_over.rs::pre_rebalance",
-    ),
-    (
-        "Rebalance",
-        "shared/message-consumer/src/offsets.rs::revoke",
-    ),
+    ("StoreOffset", "shared/message-consumer/src/offsets.rs::finish"),
+    ("StoreOffset", "shared/message-consumer/src/parallel.rs::handle_one"),
+    ("StoreOffset", "shared/message-consumer/src/consumer.rs::consume_once"),
+    ("Rebalance", "shared/message-consumer/src/hand_over.rs::pre_rebalance"),
+    ("Rebalance", "shared/message-consumer/src/offsets.rs::revoke"),
     ("Crash", "shared/service-runtime/src/crash.rs::crash_point"),
-    (
-        "SendAckLost",
-        "shared/outbox/src/relay/mark.rs::release_for_retry",
-    ),
+    ("SendAckLost", "shared/outbox/src/relay/publish.rs::publish_all"),
+    ("SendAckLost", "shared/outbox/src/relay/mark.rs::release_for_retry"),
+    ("DuplicateDelivery", "shared/message-consumer/src/consumer.rs::poll_one"),
+    ("RedisLoses", "shared/inbox/src/fast_path.rs::seen_recently"),
 ];
 
 impl Step {

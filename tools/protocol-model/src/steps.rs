@@ -1,5 +1,5 @@
 //! The steps of the model, each named after the code that does it. Next to every step
-//! is the function, by path (`file.rs::function`); `scripts/check-model-refs.sh` fails
+//! is the function, by path (`file.rs::function`); `scripts/check-code-refs.sh` fails
 //! when a named function is no longer in that file, so the model cannot drift from the
 //! code without the docs check saying so.
 
@@ -66,7 +66,8 @@ pub enum Step {
 }
 
 /// Where each step happens in the code. Every entry is `path.rs::function`, checked by
-/// `scripts/check-model-refs.sh`.
+/// `scripts/check-code-refs.sh`. One step and one function a line: a table to read.
+#[rustfmt::skip]
 pub const CODE: &[(&str, &str)] = &[
     ("ApiInsert", "services/order-service/src/api/create_order.rs::create_order"),
     ("ApiInsert", "services/order-service/src/api/idempotency.rs::claim"),

@@ -186,6 +186,9 @@ pub struct Bounds {
     pub crashes: u8,
     /// Sends whose record the broker appended but whose ack the relay lost.
     pub lost_acks: u8,
+    /// Sends the broker refuses for good (no such topic, record too large): a permanent
+    /// failure, the only kind a row is given up for.
+    pub refused_sends: u8,
     /// Leases that run out while their relay still holds the row (a relay slower than
     /// `RELAY_LEASE_MS`). A crashed relay's lease always runs out: that is no fault.
     pub slow_relays: u8,
@@ -197,7 +200,7 @@ pub struct Bounds {
     pub redis_losses: u8,
     /// Messages a consumer holds at once (received, not finished); 1 or 2.
     pub in_flight: u8,
-    /// `RELAY_MAX_ATTEMPTS`: claims of a row before a failed send makes it `FAILED`.
+    /// `RELAY_MAX_ATTEMPTS`: claims of a row before a permanent failure makes it `FAILED`.
     pub max_attempts: u8,
     /// Stop after this many states (a safety net; a run that reaches it says so).
     pub state_cap: usize,
@@ -215,6 +218,7 @@ impl Bounds {
             faults: if keys == 1 { 2 } else { 1 },
             crashes: 2,
             lost_acks: 1,
+            refused_sends: 1,
             slow_relays: 1,
             duplicates: 1,
             rebalances: 1,
@@ -241,7 +245,7 @@ impl Bounds {
     pub fn describe(&self) -> String {
         format!(
             "{} orders, {} key(s), batch {}, {} fault(s) in all: ≤{} crash(es) (≤1 per actor), \
-             ≤{} lost ack(s), ≤{} slow relay(s), ≤{} duplicate delivery, ≤{} rebalance(s), \
+             ≤{} lost ack(s), ≤{} refused send(s), ≤{} slow relay(s), ≤{} duplicate delivery, ≤{} rebalance(s), \
              ≤{} Redis loss(es); {} message(s) in flight per consumer, RELAY_MAX_ATTEMPTS={}, \
              cap {} generated states",
             self.orders,
@@ -250,6 +254,7 @@ impl Bounds {
             self.faults,
             self.crashes,
             self.lost_acks,
+            self.refused_sends,
             self.slow_relays,
             self.duplicates,
             self.rebalances,

@@ -225,9 +225,9 @@ impl ProtocolModel {
         };
     }
 
-    /// The batch's next row goes to the broker, which appends it; `ack` says whether
-    /// the relay hears the ack.
-    fn send(&self, s: &mut State, relay: u8, ack: bool) {
+    /// The batch's next row goes to the broker. `Acked` and `Failed` (the ack lost) are
+    /// appended; `Refused` is not.
+    fn send(&self, s: &mut State, relay: u8, result: SendResult) {
         let r = usize::from(relay);
         let Some(c) = s.relays[r]
             .batch
@@ -237,13 +237,11 @@ impl ProtocolModel {
         else {
             return;
         };
-        c.result = if ack {
-            SendResult::Acked
-        } else {
-            SendResult::Failed
-        };
+        c.result = result;
         let order = c.order;
-        append(s, order);
+        if result != SendResult::Refused {
+            append(s, order);
+        }
         if s.relays[r].marked
             && s.relays[r]
                 .claimed()
@@ -282,10 +280,12 @@ impl ProtocolModel {
             }
             match c.result {
                 SendResult::Acked => row.state = RowState::Sent,
-                SendResult::Failed if row.attempts >= self.bounds.max_attempts => {
+                // Only a permanent failure is given up, once the row used its attempts;
+                // a transient one is retried without limit.
+                SendResult::Refused if row.attempts >= self.bounds.max_attempts => {
                     row.state = RowState::Failed;
                 }
-                SendResult::Failed => {
+                SendResult::Failed | SendResult::Refused => {
                     row.state = RowState::Pending;
                     row.lease_expired = false;
                 }
@@ -489,6 +489,17 @@ impl ProtocolModel {
                 }
             }
         }
+        if f.refused_sends < b.refused_sends {
+            for relay in 0..RELAYS as u8 {
+                let r = &s.relays[usize::from(relay)];
+                if !r.is_idle()
+                    && (r.marked || !self.variant.mark_before_send())
+                    && r.claimed().any(|c| c.result == SendResult::Unsent)
+                {
+                    out.push(Step::SendRefused { relay });
+                }
+            }
+        }
         if f.slow_relays < b.slow_relays {
             for order in 0..MAX_ORDERS as u8 {
                 if let Some(row) = s.row(order)
@@ -652,10 +663,14 @@ impl Model for ProtocolModel {
                 s.send_log[usize::from(order)] = SendLine::Acked;
             }
             Step::Claim { relay } => self.claim(&mut s, relay),
-            Step::Send { relay } => self.send(&mut s, relay, true),
+            Step::Send { relay } => self.send(&mut s, relay, SendResult::Acked),
             Step::SendAckLost { relay } => {
                 s.faults.lost_acks += 1;
-                self.send(&mut s, relay, false);
+                self.send(&mut s, relay, SendResult::Failed);
+            }
+            Step::SendRefused { relay } => {
+                s.faults.refused_sends += 1;
+                self.send(&mut s, relay, SendResult::Refused);
             }
             Step::Mark { relay } => self.mark(&mut s, relay),
             Step::LeaseRunsOut { order } => {

@@ -92,9 +92,12 @@ pub enum SendLine {
 pub enum SendResult {
     Unsent,
     Acked,
-    /// The send failed as far as the relay knows (here: the ack was lost, the record
-    /// is on the partition all the same).
+    /// A transient failure as far as the relay knows (here: the ack was lost, the record
+    /// is on the partition all the same): retried without limit, never `FAILED`.
     Failed,
+    /// A permanent failure (no such topic, record too large): nothing appended; given
+    /// up (`FAILED`) once the row used its attempts.
+    Refused,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -182,6 +185,7 @@ pub struct Faults {
     pub crashed: u8,
     pub crashes: u8,
     pub lost_acks: u8,
+    pub refused_sends: u8,
     pub slow_relays: u8,
     pub duplicates: u8,
     pub rebalances: u8,

@@ -31,8 +31,8 @@ pub enum Step {
     /// Send the batch's next row; the broker appends it and acks.
     Send { relay: u8 },
     /// Mark acked rows SENT (guarded by the claim's version); release failed ones to
-    /// PENDING, or FAILED after the last attempt. Before it: crash point R2 (R3 when
-    /// streaming).
+    /// PENDING, or FAILED after the last attempt if the failure was permanent. Before
+    /// it: crash point R2 (R3 when streaming).
     Mark { relay: u8 },
     /// A SENDING row's lease runs out (`available_at` passes).
     LeaseRunsOut { order: u8 },
@@ -57,6 +57,8 @@ pub enum Step {
     Crash { actor: Actor },
     /// The broker appends the record, the relay's ack is lost: the send "failed".
     SendAckLost { relay: u8 },
+    /// The broker refuses the send for good (no such topic, record too large).
+    SendRefused { relay: u8 },
     /// The broker delivers a record again.
     DuplicateDelivery { offset: u8 },
     /// The group moves the partition to the other consumer.
@@ -107,6 +109,8 @@ pub const CODE: &[(&str, &str)] = &[
     ("Crash", "shared/service-runtime/src/crash.rs::crash_point"),
     ("SendAckLost", "shared/outbox/src/relay/publish.rs::publish_all"),
     ("SendAckLost", "shared/outbox/src/relay/mark.rs::release_for_retry"),
+    ("SendRefused", "shared/outbox/src/relay/publish.rs::publish_all"),
+    ("SendRefused", "shared/outbox/src/relay/mark.rs::release_for_retry"),
     ("DuplicateDelivery", "shared/message-consumer/src/consumer.rs::poll_one"),
     ("RedisLoses", "shared/inbox/src/fast_path.rs::seen_recently"),
 ];
@@ -118,6 +122,7 @@ impl Step {
             self,
             Step::Crash { .. }
                 | Step::SendAckLost { .. }
+                | Step::SendRefused { .. }
                 | Step::DuplicateDelivery { .. }
                 | Step::Rebalance
                 | Step::RedisLoses { .. }
@@ -144,6 +149,7 @@ impl Step {
             Step::StoreOffset { .. } => "StoreOffset",
             Step::Crash { .. } => "Crash",
             Step::SendAckLost { .. } => "SendAckLost",
+            Step::SendRefused { .. } => "SendRefused",
             Step::DuplicateDelivery { .. } => "DuplicateDelivery",
             Step::Rebalance => "Rebalance",
             Step::RedisLoses { .. } => "RedisLoses",

@@ -145,7 +145,7 @@ pub fn describe(m: &ProtocolModel, pre: &State, step: &Step, post: &State) -> St
             };
             format!("relay R{relay}: claims {}{cursor}", rows.join(", "))
         }
-        Step::Send { relay } | Step::SendAckLost { relay } => {
+        Step::Send { relay } | Step::SendAckLost { relay } | Step::SendRefused { relay } => {
             let pre_relay = &pre.relays[usize::from(relay)];
             let order = pre_relay
                 .claimed()
@@ -156,10 +156,14 @@ pub fn describe(m: &ProtocolModel, pre: &State, step: &Step, post: &State) -> St
                     "relay R{relay}: sends o{order} → offset {}, acked",
                     pre.log_len
                 )
-            } else {
+            } else if matches!(step, Step::SendAckLost { .. }) {
                 format!(
                     "FAULT relay R{relay}: sends o{order} → offset {}, the ack is lost (the send \"failed\")",
                     pre.log_len
+                )
+            } else {
+                format!(
+                    "FAULT relay R{relay}: sends o{order}, the broker refuses it for good (a permanent failure)"
                 )
             }
         }

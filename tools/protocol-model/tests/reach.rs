@@ -32,6 +32,7 @@ impl Model for Reach {
                 s.faults.crashed & (8 | 16) != 0
             }),
             Property::sometimes("lost ack", |_, s: &State| s.faults.lost_acks > 0),
+            Property::sometimes("refused send", |_, s: &State| s.faults.refused_sends > 0),
             Property::sometimes("slow relay", |_, s: &State| s.faults.slow_relays > 0),
             Property::sometimes("duplicate delivery", |_, s: &State| s.faults.duplicates > 0),
             Property::sometimes("rebalance", |_, s: &State| s.faults.rebalances > 0),

@@ -109,6 +109,10 @@ drills: infra-up ## The failure matrix: crash points, rebalance, outages, poison
 	cargo build -q -p order-service -p payment-service -p failure-drills
 	./target/debug/failure-drills $(FILTER)
 
+.PHONY: model-check
+model-check: ## The protocol model, deeper bounds: every interleaving and crash point, each variant's counterexample trace (no services)
+	MODEL_DEPTH=deep cargo run --release --locked -q -p protocol-model
+
 .PHONY: monitoring-check
 monitoring-check: ## Alert-rule unit tests (promtool) + metric-name, dashboard and compose checks (also part of `make test`)
 	@bash scripts/check-monitoring.sh

@@ -9,7 +9,9 @@
 #  - a doc page names a Rust symbol (`Type::method`, `crate::function`) the code lacks,
 #  - a ```rust excerpt is not in the file its first line names (`// <path>`): compared
 #    line by line, leading whitespace and blank lines ignored, so an excerpt that drifts
-#    from the code turns this red.
+#    from the code turns this red,
+#  - a `path.rs::function` reference (in the protocol model's sources or the docs) names
+#    a function that is not in that very file (scripts/check-code-refs.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail=0
@@ -123,6 +125,8 @@ for page in sys.argv[1:]:
             bad = 1
 sys.exit(bad)
 PY
+
+bash scripts/check-code-refs.sh || fail=1
 
 [ "$fail" -eq 0 ] && echo "docs check: $(ls docs/en/*.md | wc -l) pages in en and zh, same structure; make targets, paths, symbols and code excerpts all exist"
 exit "$fail"

@@ -6,7 +6,8 @@
 //! messages still in a handler, their offsets are not stored yet: the next owner would
 //! get them again. So before the partitions go, the callback stops their waiting
 //! messages from starting (the next owner gets those), waits — bounded — until the
-//! running ones have finished and stored their offsets, then forgets the partitions.
+//! running ones have finished and stored their offsets, forgets the partitions, and
+//! commits the stored offsets synchronously.
 //!
 //! The callback is synchronous: rust-rdkafka runs it inside `poll()`, on the thread that
 //! polls. Waiting there for tokio tasks would deadlock if that thread were one of the
@@ -21,7 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::ClientContext;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::offsets::{InFlight, PartitionId};
 
@@ -38,7 +40,7 @@ pub(crate) struct HandOver {
 impl ClientContext for HandOver {}
 
 impl ConsumerContext for HandOver {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(list) = rebalance else {
             return;
         };
@@ -59,6 +61,19 @@ impl ConsumerContext for HandOver {
                 ?revoked,
                 "revoke: in-flight messages finished, offsets stored"
             );
+        }
+        // Commit the stored offsets now, synchronously, before the callback returns: the
+        // group's rebalance completes only after this member rejoins, so the next owner
+        // reads these offsets, not older ones. (The commit librdkafka makes on its own
+        // for removed partitions is asynchronous: on a loaded machine the next owner
+        // could fetch the position before it landed and get finished messages again.)
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => {}
+            // Nothing stored since the last commit.
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => {
+                tracing::warn!(%error, "revoke: committing the stored offsets failed; the next owner may get finished messages again (the inbox absorbs them)");
+            }
         }
     }
 }

@@ -76,6 +76,33 @@ async fn scalar(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap_or(-1)
 }
 
+/// Waits (at most `within`) until payment-service's consumer has every message it
+/// received finished (applied, suppressed or dead-lettered); returns whether it had to
+/// wait at all.
+pub async fn wait_nothing_in_hand(payment_base_url: &str, within: Duration) -> bool {
+    let in_hand = || async {
+        let stats: serde_json::Value = match reqwest::get(format!("{payment_base_url}/stats")).await
+        {
+            Ok(answer) => answer.json().await.unwrap_or_default(),
+            Err(_) => return 0,
+        };
+        let n = |k: &str| stats[k].as_u64().unwrap_or(0);
+        let finished = n("applied")
+            + n("duplicates_redis")
+            + n("duplicates_inbox")
+            + n("duplicates_business_key")
+            + n("dead_lettered");
+        n("consumed").saturating_sub(finished)
+    };
+    let deadline = tokio::time::Instant::now() + within;
+    let mut waited = false;
+    while in_hand().await > 0 && tokio::time::Instant::now() < deadline {
+        waited = true;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    waited
+}
+
 /// What payment-service's `GET /stats` counted: duplicates suppressed by the layers
 /// that are not the inbox (the checker reads the inbox itself), and transient failures
 /// retried. Counters of the running process: read them from the last one, before

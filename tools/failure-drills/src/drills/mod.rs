@@ -64,6 +64,12 @@ async fn finish(
         .await
         .map_err(|e| DrillError::Unexpected(e.to_string()))??;
     settle(env, QUIET).await?;
+    // "Nothing moved for QUIET" is not "nothing left": a message between two retries
+    // can wait longer than that (the backoff reaches 30 s, ±50 %). While payment-service
+    // still has a message in hand, wait for it, then settle again.
+    if crate::wait_nothing_in_hand(&payment.base_url, Duration::from_secs(120)).await {
+        settle(env, QUIET).await?;
+    }
     let report = env.reconcile().await?;
     let stats = crate::payment_stats(&payment.base_url).await;
     order.stop().await;

@@ -1,6 +1,6 @@
 //! `make soak`: the whole chain under a steady, moderate k6 load for `DURATION` (60 min
-//! by default), with a scripted fault every `DURATION / 12`, each recovered before the
-//! next. The faults are the drills' own (`drills::broker`, `drills::outages`,
+//! by default), with a scripted fault every `DURATION / 13` ([`fault_interval`]), each
+//! recovered before the next. The faults are the drills' own (`drills::broker`, `drills::outages`,
 //! `drills::poison`), applied one after the other to one long-lived stack instead of a
 //! fresh one each:
 //!
@@ -109,6 +109,13 @@ const SCHEDULE: [Fault; 11] = [
     Fault::PaymentDatabaseCut,
 ];
 
+/// The time between two faults: the schedule spread over the run with a slot to spare at
+/// the end, since a fault that runs long (the cluster takes a minute or two to come back)
+/// pushes the ones after it.
+pub fn fault_interval(duration: Duration) -> Duration {
+    duration / (SCHEDULE.len() as u32 + 2)
+}
+
 /// How long each outage lasts. The cluster is down for a minute: with
 /// `RELAY_MAX_ATTEMPTS=2` and the 10 s delivery timeout, the relay used to give a row up
 /// after about 20 s (drills/broker.rs).
@@ -139,9 +146,10 @@ struct Slot {
     /// `None` for the relay, which serves no HTTP.
     port: Option<u16>,
     process: Option<ServiceProcess>,
-    /// RSS when the measuring started, and whether the process was restarted since.
+    /// RSS when the measuring started, and just before its kill -9 (the first process
+    /// after its whole life so far; 0 if it was never killed).
     rss_start: u64,
-    restarted: bool,
+    rss_before_kill: u64,
 }
 
 impl Slot {
@@ -158,7 +166,7 @@ impl Slot {
             port: http.then(test_support::unused_port),
             process: None,
             rss_start: 0,
-            restarted: false,
+            rss_before_kill: 0,
         };
         slot.spawn().await?;
         Ok(slot)
@@ -179,10 +187,10 @@ impl Slot {
     /// `kill -9`, a pause, and the same process again on the same port.
     async fn kill_and_restart(&mut self) -> Result<(), DrillError> {
         if let Some(p) = self.process.take() {
+            self.rss_before_kill = p.rss_kib();
             p.kill9();
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        self.restarted = true;
         self.spawn().await
     }
 
@@ -283,7 +291,7 @@ pub async fn run(settings: Soak) -> Result<Outcome, DrillError> {
         ),
     ));
 
-    let slot = settings.duration / (SCHEDULE.len() as u32 + 1);
+    let slot = fault_interval(settings.duration);
     for (i, fault) in SCHEDULE.iter().enumerate() {
         let due = slot * (i as u32 + 1);
         if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -332,8 +340,8 @@ pub async fn run(settings: Soak) -> Result<Outcome, DrillError> {
         outcome.rss.push(Rss {
             process: s.label,
             start_kib: s.rss_start,
+            before_kill_kib: s.rss_before_kill,
             end_kib: s.rss(),
-            restarted: s.restarted,
         });
     }
     let mut report = env.reconcile().await?;

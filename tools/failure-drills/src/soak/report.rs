@@ -43,14 +43,14 @@ impl Sizes {
     }
 }
 
-/// One process's resident memory at the start of the schedule and at the end.
+/// One process's resident memory at the start of the schedule, just before the schedule
+/// killed it, and at the end (the restarted process: younger than the run).
 #[derive(Debug, Clone)]
 pub struct Rss {
     pub process: &'static str,
     pub start_kib: u64,
+    pub before_kill_kib: u64,
     pub end_kib: u64,
-    /// Killed and restarted in between: the end figure is a younger process's.
-    pub restarted: bool,
 }
 
 #[derive(Debug)]
@@ -127,7 +127,7 @@ pub fn markdown(o: &Outcome) -> String {
         o.load_at_end,
         o.settings.rate,
         o.settings.duration.as_secs(),
-        o.settings.duration.as_secs() / 12
+        super::fault_interval(o.settings.duration).as_secs()
     );
     out.push_str("| t (s) | event |\n|---:|---|\n");
     for (t, what) in &o.timeline {
@@ -194,17 +194,17 @@ pub fn markdown(o: &Outcome) -> String {
         a.send_log_bytes,
         b.send_log_bytes,
     ));
-    out.push_str("\n## Memory (VmRSS)\n\n| process | start | end |\n|---|---:|---:|\n");
+    out.push_str(
+        "\n## Memory (VmRSS)\n\nEach process is killed once by the schedule: the first one \
+         is measured after the first slot and just before its kill, the restarted one at \
+         the end.\n\n| process | start | before its kill -9 | end (restarted) |\n|---|---:|---:|---:|\n",
+    );
     for p in &o.rss {
-        let note = if p.restarted {
-            " (killed and restarted since: a younger process)"
-        } else {
-            ""
-        };
         out.push_str(&format!(
-            "| {} | {} | {}{note} |\n",
+            "| {} | {} | {} | {} |\n",
             p.process,
             mib(p.start_kib),
+            mib(p.before_kill_kib),
             mib(p.end_kib)
         ));
     }

@@ -23,10 +23,7 @@ use super::{ORDERS, finish, spawn_load, start_both};
 const PORT_BASE: u16 = 9900;
 const OUTAGE: Duration = Duration::from_secs(15);
 
-pub(crate) async fn cluster(
-    args: &'static [&'static str],
-    c: &DrillCluster,
-) -> Result<(), DrillError> {
+async fn cluster(args: &'static [&'static str], c: &DrillCluster) -> Result<(), DrillError> {
     // `kafka.sh` blocks until the nodes are up or down; keep it off the runtime's threads.
     tokio::task::block_in_place(|| c.run(args)).map_err(DrillError::Setup)
 }

@@ -127,6 +127,11 @@ drills-scale-out: infra-up ## N order-services + M payment-services under k6, on
 	cargo build -q -p order-service -p payment-service -p failure-drills
 	./target/debug/scale-out-drill
 
+.PHONY: soak
+soak: deps ## The soak: k6 steady for DURATION (60m) with a fault schedule, on a stack of its own; reconcile, sizes, RSS (DURATION, RATE)
+	cargo build -q -p order-service -p payment-service -p outbox -p failure-drills
+	DURATION=$(or $(DURATION),60m) RATE=$(or $(RATE),20) $(TARGET_DIR)/debug/soak
+
 .PHONY: bench-claim
 bench-claim: infra-up ## Compare outbox claim strategies (SKIP LOCKED vs optimistic lock) with 1/2/4 relays
 	cargo run --release -p outbox --example claim_bench

@@ -29,9 +29,19 @@ impl DrillEnv {
     /// the cluster (drills that stop brokers run on a cluster of their own).
     pub async fn create(kafka: Option<&str>) -> Result<Self, DrillError> {
         let stack = ensure_stack();
-        let kafka_bootstrap_servers = kafka
-            .map(str::to_owned)
-            .unwrap_or_else(|| stack.kafka_bootstrap_servers.clone());
+        let kafka = kafka.unwrap_or(&stack.kafka_bootstrap_servers);
+        Self::create_on(kafka, &stack.postgres_server, &stack.redis_url).await
+    }
+
+    /// The same on servers of the caller's choosing (`postgres_server` without a
+    /// database name): the soak runs on a Postgres, a Redis and a cluster of its own, so
+    /// that restarting them never touches the stack the tests share.
+    pub async fn create_on(
+        kafka: &str,
+        postgres_server: &str,
+        redis_url: &str,
+    ) -> Result<Self, DrillError> {
+        let kafka_bootstrap_servers = kafka.to_owned();
         let order_topic = unique_name("drill-order-events");
         let payment_topic = unique_name("drill-payment-events");
         for topic in [&order_topic, &payment_topic] {
@@ -42,15 +52,15 @@ impl DrillEnv {
         }
         Ok(Self {
             kafka_bootstrap_servers,
-            redis_url: stack.redis_url.clone(),
+            redis_url: redis_url.to_owned(),
             order_topic,
             payment_topic,
             order_group: unique_name("drill-order-service"),
             payment_group: unique_name("drill-payment-service"),
             order_vars: HashMap::new(),
             payment_vars: HashMap::new(),
-            orders_db: TestDatabase::create().await,
-            payments_db: TestDatabase::create().await,
+            orders_db: TestDatabase::create_on(postgres_server).await,
+            payments_db: TestDatabase::create_on(postgres_server).await,
         })
     }
 

@@ -17,6 +17,7 @@ pub mod matrix;
 pub mod process;
 pub mod proxy;
 pub mod scale_out;
+pub mod soak;
 
 use std::time::Duration;
 

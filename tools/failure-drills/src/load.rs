@@ -29,6 +29,12 @@ pub struct LoadResult {
     pub refused: u64,
 }
 
+/// The `i`-th order of a drill. Minor units never ending in 13: the simulated provider
+/// approves them all.
+pub fn order_body(i: usize) -> serde_json::Value {
+    json!({"customer_id": format!("drill-{i}"), "amount_minor": 1000 + (i as i64 % 7) * 100, "currency": "EUR"})
+}
+
 /// Places `count` orders at `base_url`, one at a time; a missing answer is retried (up
 /// to `max_wait`, e.g. while a crashed service restarts on the same port).
 pub async fn place_orders(
@@ -56,8 +62,7 @@ pub async fn place_orders_paced(
     for i in 0..count {
         tokio::time::sleep(pace).await;
         let key = Uuid::now_v7().to_string();
-        // Minor units never ending in 13: the simulated provider approves them all.
-        let body = json!({"customer_id": format!("drill-{i}"), "amount_minor": 1000 + (i as i64 % 7) * 100, "currency": "EUR"});
+        let body = order_body(i);
         let deadline = tokio::time::Instant::now() + max_wait;
         loop {
             let mut request = http.post(format!("{base_url}/orders")).json(&body);

@@ -108,6 +108,21 @@ impl ServiceProcess {
         })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory in KiB (`VmRSS` of /proc/<pid>/status), 0 once the process is
+    /// gone: the soak compares it at the start and at the end.
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// `kill -9`: no shutdown hook runs, nothing is flushed or committed.
     pub fn kill9(mut self) {
         let _ = self.child.kill();

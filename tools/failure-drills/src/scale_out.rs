@@ -162,7 +162,14 @@ pub async fn run(settings: ScaleOut) -> Result<Outcome, DrillError> {
         .flatten()
         .map(|o| o.base_url.clone())
         .collect();
-    let mut k6 = start_k6(&settings, &base_urls.join(","), &summary)?;
+    let mut k6 = start_k6(
+        "scale-out",
+        &base_urls.join(","),
+        settings.rate,
+        settings.duration,
+        &[],
+        &summary,
+    )?;
     let started = Instant::now();
     let at = |started: Instant| started.elapsed().as_secs_f64();
     let mut timeline = vec![(
@@ -275,7 +282,7 @@ pub async fn run(settings: ScaleOut) -> Result<Outcome, DrillError> {
 }
 
 /// A counter's value from a service's `GET /metrics` (0 when absent).
-async fn counter(base_url: &str, name: &str) -> u64 {
+pub(crate) async fn counter(base_url: &str, name: &str) -> u64 {
     let text = match reqwest::get(format!("{base_url}/metrics")).await {
         Ok(answer) => answer.text().await.unwrap_or_default(),
         Err(_) => String::new(),
@@ -295,16 +302,21 @@ fn kill9(slot: &mut Option<ServiceProcess>) -> u16 {
     })
 }
 
-fn results_dir() -> PathBuf {
+pub(crate) fn results_dir() -> PathBuf {
     let dir = test_support::repo_root().join("drill-results");
     let _ = std::fs::create_dir_all(dir.join("logs"));
     dir
 }
 
-/// k6 with the scale-out scenario, its output in drill-results/logs/k6-scale-out.log.
-fn start_k6(
-    settings: &ScaleOut,
+/// k6 with the scale-out scenario (`RATE` orders/s for `duration` over `base_urls`, each
+/// order retried with its key), its output in drill-results/logs/k6-<name>.log; `vars`
+/// on top (the soak's longer `PATIENCE_MS`).
+pub(crate) fn start_k6(
+    name: &str,
     base_urls: &str,
+    rate: u32,
+    duration: Duration,
+    vars: &[(&str, &str)],
     summary: &std::path::Path,
 ) -> Result<std::process::Child, DrillError> {
     let root = test_support::repo_root();
@@ -319,15 +331,16 @@ fn start_k6(
         )));
     }
     let k6 = String::from_utf8_lossy(&install.stdout).trim().to_owned();
-    let log = std::fs::File::create(results_dir().join("logs/k6-scale-out.log"))
+    let log = std::fs::File::create(results_dir().join(format!("logs/k6-{name}.log")))
         .map_err(|e| DrillError::Setup(e.to_string()))?;
     std::process::Command::new(k6)
         .args(["run", "--no-color", "--quiet"])
         .arg(root.join("load-tests/scale-out.js"))
         .env("BASE_URLS", base_urls)
-        .env("RATE", settings.rate.to_string())
-        .env("DURATION", format!("{}s", settings.duration.as_secs()))
+        .env("RATE", rate.to_string())
+        .env("DURATION", format!("{}s", duration.as_secs()))
         .env("SUMMARY_JSON", summary)
+        .envs(vars.iter().copied())
         .stdout(Stdio::from(
             log.try_clone()
                 .map_err(|e| DrillError::Setup(e.to_string()))?,
@@ -338,7 +351,7 @@ fn start_k6(
 }
 
 /// (orders created, failed requests, replayed answers) from k6's summary.
-fn read_k6_summary(path: &std::path::Path) -> (u64, u64, u64) {
+pub(crate) fn read_k6_summary(path: &std::path::Path) -> (u64, u64, u64) {
     let data: serde_json::Value = std::fs::read(path)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())

@@ -74,26 +74,17 @@ async fn outage(
     // Paced over ~30 s, so orders keep coming before, during and after the outage.
     let load = spawn_load(&order, 2 * ORDERS, Duration::from_millis(500));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    cluster(&["stop"], &c).await?;
-    let orders = env.orders_pool().await;
-    let count = |sql: &'static str| {
-        let orders = orders.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(&orders)
-                .await
-                .unwrap_or(0)
-        }
-    };
-    let unsent = "SELECT count(*) FROM outbox WHERE state <> 'SENT'";
-    let backlog_start = count(unsent).await;
-    tokio::time::sleep(outage).await;
-    let backlog_end = count(unsent).await;
-    let failed_at_end_of_outage = count("SELECT count(*) FROM outbox WHERE state = 'FAILED'").await;
-    cluster(&["start"], &c).await?;
+    let (
+        BrokerOutage {
+            backlog_start,
+            backlog_end,
+            failed_at_end_of_outage,
+        },
+        (),
+    ) = all_brokers_down(&c, &env, outage, async {}).await?;
 
     let (client, report, stats) = finish(&env, load, order, payment).await?;
-    let failed_after = count("SELECT count(*) FROM outbox WHERE state = 'FAILED'").await;
+    let failed_after = count(&env, FAILED_ROWS).await;
     drop(c);
 
     let mut row = Row::new(drill, configuration, report);
@@ -114,4 +105,48 @@ async fn outage(
         )
     };
     Ok(row)
+}
+
+/// What the outbox looked like while the cluster was down.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BrokerOutage {
+    /// Unsent rows when the brokers went, and when they came back.
+    pub backlog_start: i64,
+    pub backlog_end: i64,
+    /// Rows the relay gave up on: a transient outage must leave none.
+    pub failed_at_end_of_outage: i64,
+}
+
+pub(crate) const FAILED_ROWS: &str = "SELECT count(*) FROM outbox WHERE state = 'FAILED'";
+
+/// Every broker of `c` stopped for `outage`, then started again (the fault of this drill
+/// and of the soak), with the outbox counted on either side; `during` runs while the
+/// brokers are down (the soak's clients that hang up on direct mode).
+pub(crate) async fn all_brokers_down<T>(
+    c: &DrillCluster,
+    env: &DrillEnv,
+    outage: Duration,
+    during: impl Future<Output = T>,
+) -> Result<(BrokerOutage, T), DrillError> {
+    let unsent = "SELECT count(*) FROM outbox WHERE state <> 'SENT'";
+    cluster(&["stop"], c).await?;
+    let backlog_start = count(env, unsent).await;
+    let ((), during) = tokio::join!(tokio::time::sleep(outage), during);
+    let backlog_end = count(env, unsent).await;
+    let failed_at_end_of_outage = count(env, FAILED_ROWS).await;
+    cluster(&["start"], c).await?;
+    let figures = BrokerOutage {
+        backlog_start,
+        backlog_end,
+        failed_at_end_of_outage,
+    };
+    Ok((figures, during))
+}
+
+/// One count on the orders database (0 if it cannot be read).
+pub(crate) async fn count(env: &DrillEnv, sql: &'static str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(&env.orders_pool().await)
+        .await
+        .unwrap_or(0)
 }

@@ -1,12 +1,12 @@
 //! The drills. Each returns one row of the matrix; the configuration it ran with is in
 //! the row. Crash point names are those of docs/en/01-overview.md.
 
-mod broker;
+pub(crate) mod broker;
 mod crash;
 mod lost_ack;
 mod membership;
-mod outages;
-mod poison;
+pub(crate) mod outages;
+pub(crate) mod poison;
 
 pub use broker::{broker_down, broker_down_longer_than_give_up};
 pub use crash::{Target, crash_point};

@@ -13,17 +13,31 @@ use super::{ORDERS, finish, safe_row, spawn_load, start_both};
 /// The payment database unreachable for 8 s in the middle of the stream.
 pub async fn payment_database_down() -> Result<Row, DrillError> {
     let mut env = DrillEnv::create(None).await?;
-    let proxy = CuttableProxy::start(env.postgres_address()).await?;
-    let via_proxy = env.payments_database_url_via(&proxy.listen);
-    env.payment_vars.insert("DATABASE_URL".into(), via_proxy);
+    let proxy = payment_database_behind_proxy(&mut env).await?;
     let (order, payment) = start_both(&env).await?;
     let load = spawn_load(&order, ORDERS, Duration::ZERO);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    proxy.cut();
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    proxy.restore();
+    cut_for(&proxy, Duration::from_secs(8)).await;
     let finished = finish(&env, load, order, payment).await?;
     Ok(safe_row("payment database down for 8 s", finished))
+}
+
+/// payment-service's `DATABASE_URL` through a proxy the drill can cut (set before the
+/// service starts); the database itself keeps running for everyone else.
+pub(crate) async fn payment_database_behind_proxy(
+    env: &mut DrillEnv,
+) -> Result<CuttableProxy, DrillError> {
+    let proxy = CuttableProxy::start(env.postgres_address()).await?;
+    let via_proxy = env.payments_database_url_via(&proxy.listen);
+    env.payment_vars.insert("DATABASE_URL".into(), via_proxy);
+    Ok(proxy)
+}
+
+/// The cut: every connection dropped and refused for `outage`, then restored.
+pub(crate) async fn cut_for(proxy: &CuttableProxy, outage: Duration) {
+    proxy.cut();
+    tokio::time::sleep(outage).await;
+    proxy.restore();
 }
 
 /// Redis unreachable for the whole stream, and the consumer crashing after a commit

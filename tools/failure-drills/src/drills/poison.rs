@@ -31,12 +31,49 @@ pub async fn poison_messages() -> Result<Row, DrillError> {
     let env = DrillEnv::create(None).await?;
     let (order, payment) = start_both(&env).await?;
     let load = spawn_load(&order, ORDERS, Duration::ZERO);
+    publish_poison(&env).await?;
 
-    let producer: FutureProducer =
-        kafka_config::ProducerSettings::reliable(&env.kafka_bootstrap_servers)
-            .client_config()
-            .create()
-            .map_err(|e| DrillError::Setup(e.to_string()))?;
+    let (client, mut report, stats) = finish(&env, load, order, payment).await?;
+    // The poison messages carry event ids but are not orders: the checker counts them
+    // as published; they are not "lost" orders (accepted counts orders only).
+    report.published_unique = report.published_unique.saturating_sub(POISON.len() as u64);
+    let letters = dead_letters(&env).await?;
+    let mut row = Row::new("poison messages in the stream", "safe", report);
+    row.payment_stats = stats;
+    row.dead_lettered = letters.len() as u64;
+    let with_reason = letters
+        .iter()
+        .filter(|l| l.header(headers::DLQ_REASON).is_some())
+        .count();
+    let reasons: Vec<&str> = letters
+        .iter()
+        .filter_map(|l| l.header(headers::DLQ_REASON))
+        .collect();
+    row.note = format!(
+        "client: {} placed; {} of {} poison messages dead-lettered, {with_reason} with a dlq-reason header ({})",
+        client.placed,
+        letters.len(),
+        POISON_COUNT,
+        reasons.join("; ")
+    );
+    Ok(row)
+}
+
+/// How many poison messages [`publish_poison`] sends: on the order topic, and one on the
+/// payment topic.
+pub(crate) const POISON_COUNT: usize = POISON.len() + 1;
+pub(crate) const POISON_ON_ORDER_TOPIC: u64 = POISON.len() as u64;
+
+fn producer(env: &DrillEnv) -> Result<FutureProducer, DrillError> {
+    kafka_config::ProducerSettings::reliable(&env.kafka_bootstrap_servers)
+        .client_config()
+        .create()
+        .map_err(|e| DrillError::Setup(e.to_string()))
+}
+
+/// Every poison shape, one after the other, each with an event id of its own.
+pub(crate) async fn publish_poison(env: &DrillEnv) -> Result<(), DrillError> {
+    let producer = producer(env)?;
     let shapes = POISON
         .iter()
         .map(|p| (&env.order_topic, "OrderCreated", *p))
@@ -65,11 +102,11 @@ pub async fn poison_messages() -> Result<Row, DrillError> {
             .map_err(|(e, _)| DrillError::Setup(format!("publish poison: {e}")))?;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    Ok(())
+}
 
-    let (client, mut report, stats) = finish(&env, load, order, payment).await?;
-    // The poison messages carry event ids but are not orders: the checker counts them
-    // as published; they are not "lost" orders (accepted counts orders only).
-    report.published_unique = report.published_unique.saturating_sub(POISON.len() as u64);
+/// What reached the dead-letter topics of both topics.
+pub(crate) async fn dead_letters(env: &DrillEnv) -> Result<Vec<kafka_config::Record>, DrillError> {
     let mut letters = Vec::new();
     for topic in [&env.order_topic, &env.payment_topic] {
         letters.extend(
@@ -82,23 +119,46 @@ pub async fn poison_messages() -> Result<Row, DrillError> {
             .map_err(|e| DrillError::Unexpected(e.to_string()))?,
         );
     }
-    let mut row = Row::new("poison messages in the stream", "safe", report);
-    row.payment_stats = stats;
-    row.dead_lettered = letters.len() as u64;
-    let with_reason = letters
+    Ok(letters)
+}
+
+/// Hand-made duplicates: the first `n` events on the order topic published again as
+/// they are (same key, payload and event id), what a producer retry or a re-claimed
+/// outbox row does. The inbox must apply each once. Returns how many were re-sent.
+pub(crate) async fn publish_copies(env: &DrillEnv, n: usize) -> Result<usize, DrillError> {
+    let producer = producer(env)?;
+    let records = kafka_config::read_topic_to_end(
+        &env.kafka_bootstrap_servers,
+        &env.order_topic,
+        Duration::from_secs(60),
+    )
+    .await
+    .map_err(|e| DrillError::Unexpected(e.to_string()))?;
+    let mut sent = 0;
+    for r in records
         .iter()
-        .filter(|l| l.header(headers::DLQ_REASON).is_some())
-        .count();
-    let reasons: Vec<&str> = letters
-        .iter()
-        .filter_map(|l| l.header(headers::DLQ_REASON))
-        .collect();
-    row.note = format!(
-        "client: {} placed; {} of {} poison messages dead-lettered, {with_reason} with a dlq-reason header ({})",
-        client.placed,
-        letters.len(),
-        POISON.len() + 1,
-        reasons.join("; ")
-    );
-    Ok(row)
+        .filter(|r| r.header(headers::EVENT_ID).is_some())
+        .take(n)
+    {
+        let mut hs = OwnedHeaders::new();
+        for (key, value) in &r.headers {
+            hs = hs.insert(Header {
+                key,
+                value: value.as_deref(),
+            });
+        }
+        let mut record = FutureRecord::<[u8], [u8]>::to(&env.order_topic).headers(hs);
+        if let Some(key) = &r.key {
+            record = record.key(key);
+        }
+        if let Some(payload) = &r.payload {
+            record = record.payload(payload);
+        }
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| DrillError::Setup(format!("publish a copy: {e}")))?;
+        sent += 1;
+    }
+    Ok(sent)
 }

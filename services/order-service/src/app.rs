@@ -66,25 +66,18 @@ impl App {
         );
 
         // The inbox of payment outcomes forgets their ids after DEDUP_RETENTION_HOURS,
-        // not before the topic forgets the events (the same two tasks as payment-service).
+        // not before the topic forgets the events.
         tasks.spawn(
-            "inbox purge",
-            inbox::purge_periodically(
+            "inbox retention",
+            inbox::keep_within_retention(
                 infra.pool.clone(),
                 config.consumer_group.clone(),
+                bootstrap.clone(),
+                config.payment_events_topic.clone(),
                 config.dedup_retention,
                 shutdown.clone(),
             ),
         );
-        let (retention_bootstrap, results_topic, retention) = (
-            bootstrap.clone(),
-            config.payment_events_topic.clone(),
-            config.dedup_retention,
-        );
-        tasks.spawn("dedup retention check", async move {
-            inbox::warn_if_shorter_than_topic(&retention_bootstrap, &results_topic, retention)
-                .await;
-        });
 
         let handler = PaymentResults {
             pool: infra.pool.clone(),

@@ -69,23 +69,16 @@ impl App {
         } else {
             None
         };
-        // A replayed or re-read copy must still find its inbox record: compare the
-        // purge's retention with the topic's (a warning, not a refusal to start).
-        // Checked beside the start-up, not in its way: a slow cluster delays only the
-        // warning.
-        let (bootstrap, topic, retention) = (
-            infra.kafka_bootstrap_servers.clone(),
-            config.order_events_topic.clone(),
-            config.dedup_retention,
-        );
-        tasks.spawn("dedup retention check", async move {
-            inbox::warn_if_shorter_than_topic(&bootstrap, &topic, retention).await;
-        });
+        // A replayed or re-read copy must still find its inbox record: the purge's
+        // retention is compared with the topic's (a warning, not a refusal to start),
+        // beside the start-up, not in its way; then the hourly purge.
         tasks.spawn(
-            "inbox purge",
-            inbox::purge_periodically(
+            "inbox retention",
+            inbox::keep_within_retention(
                 infra.pool.clone(),
                 config.consumer_group.clone(),
+                infra.kafka_bootstrap_servers.clone(),
+                config.order_events_topic.clone(),
                 config.dedup_retention,
                 shutdown.clone(),
             ),

@@ -36,6 +36,21 @@ pub fn retention_from_lookup(
 /// How often the purge runs. Deleting a little often keeps each `DELETE` short.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// The inbox's upkeep, one task per service with an inbox: the dedup retention checked
+/// against the topic's once ([`warn_if_shorter_than_topic`]), then the group's rows
+/// purged every hour ([`purge_periodically`]) until shutdown.
+pub async fn keep_within_retention(
+    pool: PgPool,
+    consumer_group: String,
+    bootstrap_servers: String,
+    topic: String,
+    retention: Duration,
+    shutdown: Shutdown,
+) {
+    warn_if_shorter_than_topic(&bootstrap_servers, &topic, retention).await;
+    purge_periodically(pool, consumer_group, retention, shutdown).await;
+}
+
 /// Deletes the group's inbox rows older than `retention`, now and every hour, until
 /// shutdown.
 pub async fn purge_periodically(

@@ -328,6 +328,7 @@ inter.broker.listener.name=PLAINTEXT"
   for name in "${!values[@]}"; do
     text="${text//"\${$name}"/"${values[$name]}"}"
   done
+  # shellcheck disable=SC2016 # '${' is the literal placeholder syntax, not an expansion
   [[ $text != *'${'* ]] || die "$NODE_PROPS_TEMPLATE names a variable kafka.sh does not fill: $(grep -o '\${[A-Z_]*}' <<<"$text" | head -n 1)"
   printf '%s\n' "$text"
 }
@@ -496,7 +497,6 @@ wait_ready() {
 
 # ---------------------------------------------------------------------------------------------
 # Stopping.
-wait_gone() { ! kill -0 "$1" 2>/dev/null; }
 
 stop_nodes() { # stop_nodes <node...>: SIGTERM (controlled shutdown), bounded wait, then SIGKILL
   local n pid pids=() names=()
@@ -509,11 +509,7 @@ stop_nodes() { # stop_nodes <node...>: SIGTERM (controlled shutdown), bounded wa
   done
   local i
   for i in "${!pids[@]}"; do
-    if ! (wait_for "$STOP_TIMEOUT" "node ${names[$i]} to exit" wait_gone "${pids[$i]}") 2>/dev/null; then
-      log "node ${names[$i]} (pid ${pids[$i]}) ignored SIGTERM for ${STOP_TIMEOUT}s; sending SIGKILL"
-      kill -KILL "${pids[$i]}" 2>/dev/null || true
-      wait_for 10 "node ${names[$i]} to die" wait_gone "${pids[$i]}"
-    fi
+    await_exit "${pids[$i]}" "node ${names[$i]}" "$STOP_TIMEOUT"
     rm -f "$(node_pidfile "${names[$i]}")"
     log "node ${names[$i]} stopped"
   done
@@ -659,7 +655,7 @@ cmd_node() {
     kill-node)
       pid="$(node_pid "$n")" || die "node $n is not running"
       kill -KILL "$pid"
-      wait_for 10 "node $n to die" wait_gone "$pid"
+      wait_for 10 "node $n to die" pid_gone "$pid"
       rm -f "$(node_pidfile "$n")"
       log "node $n killed (SIGKILL, pid $pid)"
       ;;

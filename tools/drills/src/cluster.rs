@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::error::DrillError;
+
 /// The node numbers of the brokers; node 4 is the controller.
 pub const BROKERS: [i32; 3] = [1, 2, 3];
 pub const CONTROLLER: i32 = 4;
@@ -27,7 +29,7 @@ pub struct DrillCluster {
 impl DrillCluster {
     /// Starts a fresh split-topology cluster (wiping any earlier state of that name).
     /// Brokers on `port_base`..+2, controller on +100, exporters on +200..+203.
-    pub fn start(name: &str, port_base: u16) -> Result<Self, String> {
+    pub fn start(name: &str, port_base: u16) -> Result<Self, DrillError> {
         let script = repo_root().join("infra/native/kafka.sh");
         let cluster = Self {
             name: name.to_owned(),
@@ -65,7 +67,7 @@ impl DrillCluster {
     }
 
     /// `kafka.sh <command> [node]` for this cluster.
-    pub fn run(&self, args: &[&str]) -> Result<(), String> {
+    pub fn run(&self, args: &[&str]) -> Result<(), DrillError> {
         let status = Command::new("bash")
             .arg(&self.script)
             .args(args)
@@ -76,16 +78,18 @@ impl DrillCluster {
             // environment says.
             .env_remove("KAFKA_METRICS_PORT_BASE")
             .status()
-            .map_err(|e| format!("running kafka.sh {args:?}: {e}"))?;
+            .map_err(|e| DrillError::Setup(format!("running kafka.sh {args:?}: {e}")))?;
         if status.success() {
             Ok(())
         } else {
-            Err(format!("kafka.sh {args:?} failed: {status}"))
+            Err(DrillError::Setup(format!(
+                "kafka.sh {args:?} failed: {status}"
+            )))
         }
     }
 
     /// `kafka.sh <verb>-node <id>` (kill, freeze, thaw, start, stop).
-    pub fn node(&self, verb: &str, id: i32) -> Result<(), String> {
+    pub fn node(&self, verb: &str, id: i32) -> Result<(), DrillError> {
         self.run(&[&format!("{verb}-node"), &id.to_string()])
     }
 }
@@ -113,7 +117,7 @@ pub fn state_dir() -> PathBuf {
 /// The first base in `candidates` whose ports (brokers, controller, exporters, the
 /// drill's Prometheus on +290) nobody listens on, so that two checkouts running the
 /// drills on one machine do not collide.
-pub fn free_port_base(candidates: &[u16]) -> Result<u16, String> {
+pub fn free_port_base(candidates: &[u16]) -> Result<u16, DrillError> {
     let taken = |port: u16| {
         TcpStream::connect_timeout(
             &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
@@ -128,5 +132,5 @@ pub fn free_port_base(candidates: &[u16]) -> Result<u16, String> {
             let ports = [0, 1, 2, 100, 200, 201, 202, 203, 290];
             !ports.iter().any(|off| taken(base + off))
         })
-        .ok_or_else(|| format!("no free port base among {candidates:?}"))
+        .ok_or_else(|| DrillError::Setup(format!("no free port base among {candidates:?}")))
 }

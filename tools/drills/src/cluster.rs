@@ -9,10 +9,10 @@
 
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::error::DrillError;
+use crate::native_script;
 
 /// The node numbers of the brokers; node 4 is the controller.
 pub const BROKERS: [i32; 3] = [1, 2, 3];
@@ -23,18 +23,15 @@ pub const CONTROLLER: i32 = 4;
 pub struct DrillCluster {
     name: String,
     port_base: u16,
-    script: PathBuf,
 }
 
 impl DrillCluster {
     /// Starts a fresh split-topology cluster (wiping any earlier state of that name).
     /// Brokers on `port_base`..+2, controller on +100, exporters on +200..+203.
     pub fn start(name: &str, port_base: u16) -> Result<Self, DrillError> {
-        let script = repo_root().join("infra/native/kafka.sh");
         let cluster = Self {
             name: name.to_owned(),
             port_base,
-            script,
         };
         cluster.run(&["wipe"])?;
         cluster.run(&["start"])?;
@@ -68,24 +65,15 @@ impl DrillCluster {
 
     /// `kafka.sh <command> [node]` for this cluster.
     pub fn run(&self, args: &[&str]) -> Result<(), DrillError> {
-        let status = Command::new("bash")
-            .arg(&self.script)
-            .args(args)
+        let mut kafka_sh = native_script::command("kafka.sh", args);
+        kafka_sh
             .env("KAFKA_CLUSTER", &self.name)
             .env("KAFKA_PORT_BASE", self.port_base.to_string())
             .env("KAFKA_TOPOLOGY", "split")
             // The exporters' ports follow the base (the default), whatever the caller's
             // environment says.
-            .env_remove("KAFKA_METRICS_PORT_BASE")
-            .status()
-            .map_err(|e| DrillError::Setup(format!("running kafka.sh {args:?}: {e}")))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(DrillError::Setup(format!(
-                "kafka.sh {args:?} failed: {status}"
-            )))
-        }
+            .env_remove("KAFKA_METRICS_PORT_BASE");
+        native_script::run(kafka_sh, &format!("kafka.sh {args:?}"))
     }
 
     /// `kafka.sh <verb>-node <id>` (kill, freeze, thaw, start, stop).

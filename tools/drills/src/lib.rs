@@ -26,6 +26,7 @@ pub mod error;
 pub mod k6;
 pub mod load;
 pub mod matrix;
+pub mod native_script;
 pub mod process;
 pub mod proxy;
 pub mod scale_out;
@@ -85,4 +86,14 @@ pub fn finish<T>(
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// A run's timeline (seconds since its start, what happened) as a Markdown table: the
+/// first part of the scale-out and soak reports.
+pub fn timeline_markdown(timeline: &[(f64, String)]) -> String {
+    let mut table = String::from("| t (s) | event |\n|---:|---|\n");
+    for (t, what) in timeline {
+        table.push_str(&format!("| {t:.0} | {what} |\n"));
+    }
+    table
 }

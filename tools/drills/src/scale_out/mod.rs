@@ -334,10 +334,7 @@ pub fn markdown(outcome: &Outcome, load_average: &str) -> String {
         s.keys,
         s.events_per_key
     );
-    out.push_str("| t (s) | event |\n|---:|---|\n");
-    for (t, what) in &outcome.timeline {
-        out.push_str(&format!("| {t:.0} | {what} |\n"));
-    }
+    out.push_str(&crate::timeline_markdown(&outcome.timeline));
     out.push_str(&format!(
         "\n| figure | value |\n|---|---:|\n\
          | orders k6 placed (distinct ids) | {} |\n\

@@ -129,10 +129,7 @@ pub fn markdown(o: &Outcome) -> String {
         o.settings.duration.as_secs(),
         super::fault_interval(o.settings.duration).as_secs()
     );
-    out.push_str("| t (s) | event |\n|---:|---|\n");
-    for (t, what) in &o.timeline {
-        out.push_str(&format!("| {t:.0} | {what} |\n"));
-    }
+    out.push_str(&crate::timeline_markdown(&o.timeline));
     out.push_str(&format!(
         "\n| figure | value |\n|---|---:|\n\
          | orders k6 placed (distinct ids) | {} |\n\

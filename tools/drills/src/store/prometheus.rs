@@ -2,13 +2,13 @@
 //! the drill cluster's exporters every 2 s and evaluating the project's real alert rules
 //! (`infra/prometheus/alerts.yml`), so a drill can show which alerts a fault fires.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::cluster::{DrillCluster, repo_root, state_dir};
+use crate::cluster::{DrillCluster, state_dir};
 use crate::error::DrillError;
+use crate::native_script;
 
 /// A running Prometheus, stopped on drop.
 #[derive(Debug)]
@@ -75,24 +75,15 @@ impl DrillPrometheus {
     }
 
     fn run(&self, command: &str, kafka_targets: &str) -> Result<(), DrillError> {
-        let output = Command::new("bash")
-            .arg(repo_root().join("infra/native/prometheus.sh"))
-            .arg(command)
+        let mut prometheus_sh = native_script::command("prometheus.sh", &[command]);
+        prometheus_sh
             .env("PROMETHEUS_NAME", &self.name)
             .env("PROMETHEUS_PORT", self.port.to_string())
             .env("PROMETHEUS_KAFKA_TARGETS", kafka_targets)
             .env("PROMETHEUS_SERVICE_TARGETS", "")
             .env("PROMETHEUS_SCRAPE_INTERVAL", "2s")
-            .stdout(std::process::Stdio::null())
-            .status()
-            .map_err(|e| DrillError::Setup(format!("running prometheus.sh {command}: {e}")))?;
-        if output.success() {
-            Ok(())
-        } else {
-            Err(DrillError::Setup(format!(
-                "prometheus.sh {command} failed: {output}"
-            )))
-        }
+            .stdout(std::process::Stdio::null());
+        native_script::run(prometheus_sh, &format!("prometheus.sh {command}"))
     }
 
     /// The alerts that are pending or firing now.

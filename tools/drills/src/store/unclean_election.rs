@@ -138,7 +138,7 @@ async fn attempt_once(
     // Premise 2: the controller has fenced L and F2.
     if let Err(why) = wait_until_fenced(&bootstrap, &[leader, in_sync], FENCE_WITHIN).await {
         restart_all(cluster, &[leader, in_sync])?;
-        return Ok(Attempt::PremiseNotMet(why));
+        return Ok(Attempt::PremiseNotMet(why.to_string()));
     }
     notes.push(Some(format!(
         "{first_seen_at:.0}s after the kill, node {lagging} back, the metadata named {} as leader; nodes {leader} and {in_sync} fenced after {:.0}s",
@@ -161,7 +161,7 @@ async fn attempt_once(
             }
             Err(why) => {
                 restart_all(cluster, &[leader, in_sync])?;
-                return Ok(Attempt::PremiseNotMet(why));
+                return Ok(Attempt::PremiseNotMet(why.to_string()));
             }
         }
     } else {

@@ -15,7 +15,7 @@ apt_install build-essential cmake libcurl4-openssl-dev zlib1g-dev libssl-dev pkg
 # (scripts/check-monitoring.sh, scripts/monitoring_check.py).
 apt_install python3 python3-yaml python3-jsonschema
 
-# shellcheck: `make lint` runs it over every shell script.
+# `make lint` runs shellcheck over every shell script.
 apt_install shellcheck
 
 # Prometheus (and promtool, which `make test` uses to unit-test the alert rules). Installed

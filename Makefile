@@ -91,7 +91,7 @@ lint: lint-tools ## fmt check, clippy -D warnings, shellcheck over every shell s
 	$(CARGO_DENY) --locked check --hide-inclusion-graph licenses bans
 
 .PHONY: lint-tools
-lint-tools: ## Install what `make lint` runs: shellcheck (Debian), cargo-deny $(CARGO_DENY_VERSION) (crates.io, into .tools/)
+lint-tools: ## Install what `make lint` runs: shellcheck (Debian), cargo-deny (crates.io, the version pinned here, into .tools/)
 	@command -v shellcheck >/dev/null || bash -c 'source $(NATIVE)/common.sh && apt_install shellcheck'
 	@$(CARGO_DENY) --version 2>/dev/null | grep -qF '$(CARGO_DENY_VERSION)' \
 	  || cargo install cargo-deny --version $(CARGO_DENY_VERSION) --locked --root .tools/cargo-deny

@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
+use lifecycle::Shutdown;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
-use service_runtime::Shutdown;
 use sqlx::PgPool;
 
 /// `DEDUP_RETENTION_HOURS`'s default: a week, the topics' `retention.ms` here.
@@ -59,7 +59,7 @@ pub async fn purge_periodically(
     retention: Duration,
     shutdown: Shutdown,
 ) {
-    loop {
+    lifecycle::every(PURGE_INTERVAL, &shutdown, || async {
         match crate::purge_older_than(&pool, &consumer_group, retention).await {
             Ok(deleted) => tracing::info!(
                 deleted,
@@ -70,11 +70,8 @@ pub async fn purge_periodically(
             // The next pass tries again; a missed purge only keeps rows longer.
             Err(error) => tracing::warn!(%error, "inbox purge failed"),
         }
-        tokio::select! {
-            () = shutdown.wait() => return,
-            () = tokio::time::sleep(PURGE_INTERVAL) => {},
-        }
-    }
+    })
+    .await;
 }
 
 /// The topic's `retention.ms` as the cluster reports it: `Ok(None)` for `-1`

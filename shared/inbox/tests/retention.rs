@@ -46,7 +46,7 @@ async fn the_purge_loop_deletes_only_its_groups_old_rows() {
         .await
         .expect("row");
     }
-    let shutdown = service_runtime::Shutdown::default();
+    let shutdown = lifecycle::Shutdown::default();
     let purge = tokio::spawn(inbox::purge_periodically(
         pool.clone(),
         "mine".to_owned(),

@@ -257,7 +257,7 @@ async fn store_and_publish(
         // in the send log. A crash here loses the event: no outbox row, no log line,
         // nothing will ever send it. The outbox closes exactly this window
         // (docs/en/02-produce.md, "The log-based alternative").
-        service_runtime::crash_point("A2");
+        lifecycle::CrashPoint::A2.reached();
         // The request's trace context goes into the send log with the event: the send
         // below, or a re-push later, continues this request's trace.
         let trace = TraceHeaders::current();
@@ -283,7 +283,7 @@ async fn store_and_publish(
     // Crash point A1: committed (and in direct mode acknowledged), not yet answered. The
     // client sees an error and retries; the Idempotency-Key makes the retry replay this
     // answer instead of a second order.
-    service_runtime::crash_point("A1");
+    lifecycle::CrashPoint::A1.reached();
 
     Ok(answer.first())
 }

@@ -44,11 +44,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_config::{ProducerSettings, headers};
+use lifecycle::Shutdown;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
-use service_runtime::Shutdown;
 use telemetry::propagation::{self, TraceHeaders};
 use tracing::Instrument;
 use uuid::Uuid;

@@ -10,10 +10,10 @@ use message_consumer::{
     ReceivedMessage,
 };
 
+use lifecycle::Shutdown;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
-use service_runtime::Shutdown;
 use sqlx::{Executor, PgPool};
 use test_support::{StopHandle, TestDatabase, create_unique_topic, ensure_stack, unique_name};
 use uuid::Uuid;
@@ -170,7 +170,7 @@ impl Fixture {
     pub fn start(&self, recorder: Recorder) -> StopHandle {
         let shutdown = Shutdown::default();
         let task = tokio::spawn(self.consumer(recorder).run(shutdown.clone()));
-        StopHandle::new(shutdown, task)
+        StopHandle::for_loop(shutdown, task)
     }
 
     /// Publishes raw headers and payload; returns the offset the broker gave it.

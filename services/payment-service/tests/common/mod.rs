@@ -1,5 +1,9 @@
-//! Starting payment-service on a topic of its own and publishing `OrderCreated` events
-//! to it the way order-service's relay does (same headers, same payload).
+//! What the payment-service test files share: the app they start ([`TestApp::spawn`], on a
+//! topic of its own), and `OrderCreated` events published the way order-service's relay
+//! does (same headers, same payload).
+
+// Each test binary uses only part of it.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -80,7 +84,7 @@ pub const APPLIED_ONCE: Counts = Counts {
 };
 
 /// A payment-service running in-process on a [`Fixture`] of its own.
-pub struct Service {
+pub struct TestApp {
     pub fast_path: Option<FastPath>,
     /// The app's HTTP address (`GET /stats`).
     pub addr: std::net::SocketAddr,
@@ -89,21 +93,21 @@ pub struct Service {
     fixture: Fixture,
 }
 
-impl std::ops::Deref for Service {
+impl std::ops::Deref for TestApp {
     type Target = Fixture;
     fn deref(&self) -> &Fixture {
         &self.fixture
     }
 }
 
-impl Service {
+impl TestApp {
     /// Starts the app with the test stack's settings, overridden by `vars`.
-    pub async fn start(vars: &[(&str, &str)]) -> Self {
-        Self::start_on(Fixture::create(vars).await).await
+    pub async fn spawn(vars: &[(&str, &str)]) -> Self {
+        Self::spawn_on(Fixture::create(vars).await).await
     }
 
     /// Starts the app on `fixture`: its database, topics and consumer group.
-    pub async fn start_on(fixture: Fixture) -> Self {
+    pub async fn spawn_on(fixture: Fixture) -> Self {
         let config = Config::from_lookup(&|k: &str| fixture.env.get(k).cloned()).expect("config");
         let app = App::build(config).await.expect("payment-service builds");
         let fast_path = app.fast_path();

@@ -152,6 +152,14 @@ async fn the_openapi_document_describes_the_api_it_serves() {
 }
 
 #[test]
+fn an_unknown_crash_point_fails_fast_with_one_line() {
+    test_support::assert_unknown_crash_point_fails_fast(
+        env!("CARGO_BIN_EXE_order-service"),
+        "order-service",
+    );
+}
+
+#[test]
 fn a_bad_database_url_fails_fast_with_one_line() {
     test_support::assert_bad_database_url_fails_fast(
         env!("CARGO_BIN_EXE_order-service"),

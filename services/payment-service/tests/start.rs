@@ -37,6 +37,14 @@ async fn starts_migrates_and_is_ready() {
 }
 
 #[test]
+fn an_unknown_crash_point_fails_fast_with_one_line() {
+    test_support::assert_unknown_crash_point_fails_fast(
+        env!("CARGO_BIN_EXE_payment-service"),
+        "payment-service",
+    );
+}
+
+#[test]
 fn a_bad_database_url_fails_fast_with_one_line() {
     test_support::assert_bad_database_url_fails_fast(
         env!("CARGO_BIN_EXE_payment-service"),

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use inbox::{dedup_outlives_topic, topic_retention};
+use inbox::dedup_outlives_topic;
+use kafka_config::topic_retention;
 use test_support::{create_unique_topic, ensure_stack};
 
 #[tokio::test]

@@ -31,11 +31,13 @@
 
 mod failed;
 mod gauges;
+mod lookup;
 mod message;
 pub mod relay;
 
 pub use failed::{FailedRow, FailedRows, failed_rows, put_back_failed, retry_failed};
 pub use gauges::{COUNT_UNSENT_SQL, OutboxGauges};
+pub use lookup::{OutboxEvent, events_of};
 pub use message::{OutboxMessage, enqueue};
 pub use relay::{
     ClaimStrategy, Relay, RelayConfig, RelayError, RelayMode, RelayReport, purge_sent_once,

@@ -13,7 +13,6 @@ use kafka_config::headers;
 use message_consumer::ReceivedMessage;
 use payment_service::{App, Config, StatsSnapshot};
 
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use test_support::{
@@ -172,13 +171,7 @@ impl Fixture {
         schema_version: u32,
     ) -> i64 {
         let (event_headers, payload) = order_created(event_id, order_id, schema_version);
-        let mut hs = OwnedHeaders::new();
-        for (key, value) in &event_headers {
-            hs = hs.insert(Header {
-                key,
-                value: Some(value.as_str()),
-            });
-        }
+        let hs = headers::from_pairs(event_headers.iter().map(|(k, v)| (*k, Some(v.as_str()))));
         let order_key = order_id.to_string();
         let record = FutureRecord::to(&self.order_topic)
             .key(&order_key)

@@ -13,11 +13,11 @@
 
 use std::time::Duration;
 
+use lifecycle::Shutdown;
 use message_consumer::{
     ConsumerSettings, DEFAULT_CONCURRENCY, DedupLayer, EventHeaders, HandleError, Handled, Handler,
     MessageConsumer, ReceivedMessage,
 };
-use service_runtime::Shutdown;
 use sqlx::PgPool;
 
 struct ApplySteps {
@@ -87,7 +87,7 @@ async fn main() {
     let shutdown = Shutdown::default();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
-        service_runtime::shutdown_signal().await;
+        lifecycle::shutdown_signal().await;
         on_signal.trigger();
     });
     consumer.run(shutdown).await;

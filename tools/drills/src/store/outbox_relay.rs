@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use kafka_config::ProducerSettings;
+use lifecycle::Shutdown;
 use outbox::{OutboxMessage, Relay, RelayConfig};
-use service_runtime::Shutdown;
 use sqlx::PgPool;
 use test_support::TestDatabase;
 

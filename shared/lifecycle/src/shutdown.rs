@@ -57,4 +57,14 @@ impl Shutdown {
         // An error means the sender is gone, which only happens at drop: treat as shutdown.
         let _ = rx.wait_for(|stopped| *stopped).await;
     }
+
+    /// Sleeps for `period` unless shutdown comes first. Returns `true` when the sleep
+    /// ran out (go on), `false` on shutdown (stop): the pause of every background loop,
+    /// instead of a hand-written `select!` on the two.
+    pub async fn sleep(&self, period: std::time::Duration) -> bool {
+        tokio::select! {
+            () = self.wait() => false,
+            () = tokio::time::sleep(period) => !self.is_triggered(),
+        }
+    }
 }

@@ -1,5 +1,9 @@
-//! Starting payment-service on a topic of its own and publishing `OrderCreated` events
-//! to it the way order-service's relay does (same headers, same payload).
+//! What the payment-service test files share: the app they start ([`TestApp::spawn`], on a
+//! topic of its own), and `OrderCreated` events published the way order-service's relay
+//! does (same headers, same payload).
+
+// Each test binary uses only part of it.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,7 +13,6 @@ use kafka_config::headers;
 use message_consumer::ReceivedMessage;
 use payment_service::{App, Config, StatsSnapshot};
 
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sqlx::PgPool;
 use test_support::{
@@ -80,7 +83,7 @@ pub const APPLIED_ONCE: Counts = Counts {
 };
 
 /// A payment-service running in-process on a [`Fixture`] of its own.
-pub struct Service {
+pub struct TestApp {
     pub fast_path: Option<FastPath>,
     /// The app's HTTP address (`GET /stats`).
     pub addr: std::net::SocketAddr,
@@ -89,21 +92,21 @@ pub struct Service {
     fixture: Fixture,
 }
 
-impl std::ops::Deref for Service {
+impl std::ops::Deref for TestApp {
     type Target = Fixture;
     fn deref(&self) -> &Fixture {
         &self.fixture
     }
 }
 
-impl Service {
+impl TestApp {
     /// Starts the app with the test stack's settings, overridden by `vars`.
-    pub async fn start(vars: &[(&str, &str)]) -> Self {
-        Self::start_on(Fixture::create(vars).await).await
+    pub async fn spawn(vars: &[(&str, &str)]) -> Self {
+        Self::spawn_on(Fixture::create(vars).await).await
     }
 
     /// Starts the app on `fixture`: its database, topics and consumer group.
-    pub async fn start_on(fixture: Fixture) -> Self {
+    pub async fn spawn_on(fixture: Fixture) -> Self {
         let config = Config::from_lookup(&|k: &str| fixture.env.get(k).cloned()).expect("config");
         let app = App::build(config).await.expect("payment-service builds");
         let fast_path = app.fast_path();
@@ -168,13 +171,7 @@ impl Fixture {
         schema_version: u32,
     ) -> i64 {
         let (event_headers, payload) = order_created(event_id, order_id, schema_version);
-        let mut hs = OwnedHeaders::new();
-        for (key, value) in &event_headers {
-            hs = hs.insert(Header {
-                key,
-                value: Some(value.as_str()),
-            });
-        }
+        let hs = headers::from_pairs(event_headers.iter().map(|(k, v)| (*k, Some(v.as_str()))));
         let order_key = order_id.to_string();
         let record = FutureRecord::to(&self.order_topic)
             .key(&order_key)

@@ -3,6 +3,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use lifecycle::CrashPoint;
+
 use crate::load::ClientRetry;
 use crate::matrix::{self, Target};
 use crate::{DrillError, Row};
@@ -37,7 +39,7 @@ type Vars = &'static [(&'static str, &'static str)];
 fn crash(
     name: &'static str,
     configuration: &'static str,
-    (target, point): (Target, &'static str),
+    (target, point): (Target, CrashPoint),
     order_vars: Vars,
     payment_vars: Vars,
     retry: ClientRetry,
@@ -85,11 +87,11 @@ const SAME_KEY: ClientRetry = ClientRetry::SameKey;
 
 pub fn all() -> Vec<Entry> {
     vec![
-        crash(A1, "safe", (ORDER, "A1"), &[], &[], SAME_KEY),
+        crash(A1, "safe", (ORDER, CrashPoint::A1), &[], &[], SAME_KEY),
         crash(
             A1,
             "unsafe: client retries without Idempotency-Key",
-            (ORDER, "A1"),
+            (ORDER, CrashPoint::A1),
             &[],
             &[],
             ClientRetry::WithoutKey,
@@ -97,7 +99,7 @@ pub fn all() -> Vec<Entry> {
         crash(
             A2,
             "safe (outbox: crash at A1)",
-            (ORDER, "A1"),
+            (ORDER, CrashPoint::A1),
             &[],
             &[],
             SAME_KEY,
@@ -105,35 +107,35 @@ pub fn all() -> Vec<Entry> {
         crash(
             A2,
             "unsafe: no outbox, send after commit (PUBLISH_MODE=direct, crash at A2)",
-            (ORDER, "A2"),
+            (ORDER, CrashPoint::A2),
             &[("PUBLISH_MODE", "direct")],
             &[],
             SAME_KEY,
         ),
-        crash(R1, "safe", (ORDER, "R1"), &[], &[], SAME_KEY),
-        crash(R2, "safe", (ORDER, "R2"), WAVE, &[], SAME_KEY),
+        crash(R1, "safe", (ORDER, CrashPoint::R1), &[], &[], SAME_KEY),
+        crash(R2, "safe", (ORDER, CrashPoint::R2), WAVE, &[], SAME_KEY),
         crash(
             R3,
             "safe",
-            (ORDER, "R3"),
+            (ORDER, CrashPoint::R3),
             &[("RELAY_MODE", "stream")],
             &[],
             SAME_KEY,
         ),
-        crash(C1, "safe", (PAYMENT, "C1"), &[], &[], SAME_KEY),
+        crash(C1, "safe", (PAYMENT, CrashPoint::C1), &[], &[], SAME_KEY),
         crash(
             C1,
             "unsafe: offset committed before the effect",
-            (PAYMENT, "C1"),
+            (PAYMENT, CrashPoint::C1),
             &[],
             &[("CONSUMER_OFFSET_COMMIT", "before-effect")],
             SAME_KEY,
         ),
-        crash(C2, "safe", (PAYMENT, "C2"), &[], &[], SAME_KEY),
+        crash(C2, "safe", (PAYMENT, CrashPoint::C2), &[], &[], SAME_KEY),
         crash(
             C2,
             "unsafe: no dedup (inbox and Redis off)",
-            (PAYMENT, "C2"),
+            (PAYMENT, CrashPoint::C2),
             &[],
             NO_DEDUP,
             SAME_KEY,
@@ -141,7 +143,7 @@ pub fn all() -> Vec<Entry> {
         crash(
             C2,
             EVERY_LAYER_OFF,
-            (PAYMENT, "C2"),
+            (PAYMENT, CrashPoint::C2),
             &[],
             &[
                 ("DEDUP_FAST_PATH", "false"),
@@ -154,7 +156,7 @@ pub fn all() -> Vec<Entry> {
         crash(
             R2,
             "unsafe: no dedup (inbox and Redis off)",
-            (ORDER, "R2"),
+            (ORDER, CrashPoint::R2),
             WAVE,
             NO_DEDUP,
             SAME_KEY,

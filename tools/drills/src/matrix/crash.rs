@@ -24,7 +24,7 @@ pub async fn crash_point(
     drill: &'static str,
     configuration: &'static str,
     target: Target,
-    point: &str,
+    point: lifecycle::CrashPoint,
     order_vars: &[(&str, &str)],
     payment_vars: &[(&str, &str)],
     retry: ClientRetry,
@@ -38,7 +38,8 @@ pub async fn crash_point(
     }
     let order_port = test_support::unused_port();
     let payment_port = test_support::unused_port();
-    let crash = |t: Target| (t == target).then_some(point);
+    // The enum, not a free string: a drill can only arm a point the services have.
+    let crash = |t: Target| (t == target).then_some(point.name());
 
     let mut payment = ServiceProcess::spawn_on(
         payment_port,

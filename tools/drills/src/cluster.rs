@@ -92,14 +92,10 @@ impl Drop for DrillCluster {
     }
 }
 
-/// The repository's top directory.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// `$STATE_DIR`, by default the repository's `.state`.
 pub fn state_dir() -> PathBuf {
-    std::env::var_os("STATE_DIR").map_or_else(|| repo_root().join(".state"), PathBuf::from)
+    std::env::var_os("STATE_DIR").map_or_else(|| test_support::repo_root().join(".state"), PathBuf::from)
 }
 
 /// The first base in `candidates` whose ports (brokers, controller, exporters, the

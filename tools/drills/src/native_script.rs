@@ -4,14 +4,13 @@
 
 use std::process::Command;
 
-use crate::cluster::repo_root;
 use crate::error::DrillError;
 
 /// `bash infra/native/<name> <args...>`, for the caller to add its environment to.
 pub fn command(name: &str, args: &[&str]) -> Command {
     let mut command = Command::new("bash");
     command
-        .arg(repo_root().join("infra/native").join(name))
+        .arg(test_support::repo_root().join("infra/native").join(name))
         .args(args);
     command
 }

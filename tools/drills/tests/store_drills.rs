@@ -10,7 +10,8 @@
 
 use std::process::Command;
 
-use drills::cluster::{DrillCluster, free_port_base, repo_root};
+use drills::cluster::{DrillCluster, free_port_base};
+use test_support::repo_root;
 use drills::store::outbox_relay::{Fault, relay_through};
 use drills::store::prometheus::DrillPrometheus;
 use drills::store::replication::{AlertCheck, Outcome, leader_failover, too_few_in_sync_replicas};

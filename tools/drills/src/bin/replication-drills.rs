@@ -158,7 +158,7 @@ async fn run() -> anyhow::Result<()> {
         table.push_str(&r.markdown_row());
     }
     println!("\n{table}\n");
-    let dir = drills::cluster::repo_root().join("drill-results");
+    let dir = test_support::repo_root().join("drill-results");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     std::fs::write(dir.join("replication.md"), format!("{table}\n"))
         .context("writing drill-results/replication.md")?;

@@ -98,7 +98,9 @@ pub fn assert_unknown_crash_point_fails_fast(binary: &str, service: &str) {
         "one line, no backtrace: {stderr}"
     );
     assert!(
-        stderr.starts_with(&format!("{service}: error: CRASH_AT=R9: no crash point")),
+        stderr.starts_with(&format!(
+            "{service}: error: CRASH_AT=\"R9\": no crash point \"R9\": one of A1, A2"
+        )),
         "{stderr}"
     );
 }

@@ -92,10 +92,10 @@ impl Drop for DrillCluster {
     }
 }
 
-
 /// `$STATE_DIR`, by default the repository's `.state`.
 pub fn state_dir() -> PathBuf {
-    std::env::var_os("STATE_DIR").map_or_else(|| test_support::repo_root().join(".state"), PathBuf::from)
+    std::env::var_os("STATE_DIR")
+        .map_or_else(|| test_support::repo_root().join(".state"), PathBuf::from)
 }
 
 /// The first base in `candidates` whose ports (brokers, controller, exporters, the

@@ -9,6 +9,7 @@ case "${1:-}" in
     cat <<'MSG'
 
   The native stack is up:
+    control room      http://127.0.0.1:8090        (the pipeline live; faults, load, one order followed)
     order-service     http://127.0.0.1:8080        (POST /orders, GET /orders/{id}, /metrics)
     payment-service   http://127.0.0.1:8081        (GET /stats, /metrics)
     Prometheus        http://127.0.0.1:9090        (alerts: http://127.0.0.1:9090/alerts)

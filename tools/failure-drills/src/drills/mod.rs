@@ -5,8 +5,9 @@ pub(crate) mod broker;
 mod crash;
 mod lost_ack;
 mod membership;
-pub(crate) mod outages;
-pub(crate) mod poison;
+// pub: tools/control-room calls the drills' fault code (cut proxy, copies, poison).
+pub mod outages;
+pub mod poison;
 
 pub use broker::{broker_down, broker_down_longer_than_give_up};
 pub use crash::{Target, crash_point};

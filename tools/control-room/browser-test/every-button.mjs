@@ -27,6 +27,9 @@ const number = async (id) => {
 let n = 0;
 const shot = async (name) => page.screenshot({ path: `${artifacts}/${String(++n).padStart(2, "0")}-${name}.png`, fullPage: true });
 
+// A probe throws Fatal for what must never show (lost, applied twice): no more waiting.
+class Fatal extends Error {}
+
 async function until(what, probe, seconds) {
   const deadline = Date.now() + seconds * 1000;
   let why = "";
@@ -36,6 +39,7 @@ async function until(what, probe, seconds) {
       if (r === true) return;
       why = r;
     } catch (e) {
+      if (e instanceof Fatal) throw e;
       why = String(e.message || e);
     }
     await page.waitForTimeout(1000);
@@ -102,7 +106,7 @@ try {
   await until("every accepted order applied, nothing lost or applied twice", async () => {
     const lost = await number("v-lost");
     const twice = await number("v-twice");
-    if (lost !== 0 || twice !== 0) throw new Error(`lost ${lost}, applied twice ${twice}`);
+    if (lost !== 0 || twice !== 0) throw new Fatal(`lost ${lost}, applied twice ${twice}`);
     return (await text("all-applied")) === "yes" && (await number("v-accepted")) === (await number("accepted")) || "not yet";
   }, 300);
   await shot("recovered");

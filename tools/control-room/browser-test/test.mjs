@@ -33,6 +33,9 @@ const number = async (id) => {
 };
 
 // Polls `probe` (which returns true or a string saying what it still waits for).
+// A probe throws Fatal for what must never show (lost, applied twice): no more waiting.
+class Fatal extends Error {}
+
 async function until(what, probe, seconds) {
   const deadline = Date.now() + seconds * 1000;
   let why = "";
@@ -42,6 +45,7 @@ async function until(what, probe, seconds) {
       if (r === true) return;
       why = r;
     } catch (e) {
+      if (e instanceof Fatal) throw e;
       why = String(e.message || e);
     }
     await page.waitForTimeout(1000);
@@ -97,7 +101,7 @@ try {
     const all = await text("all-applied");
     const liveAccepted = await number("accepted");
     const state = `accepted ${accepted} (live ${liveAccepted}), applied ${applied}, suppressed ${suppressed}, lost ${lost}, twice ${twice}, all applied: ${all}`;
-    if (lost !== 0 || twice !== 0) throw new Error("the page shows a loss or a double effect: " + state);
+    if (lost !== 0 || twice !== 0) throw new Fatal("the page shows a loss or a double effect: " + state);
     return (all === "yes" && accepted === liveAccepted && accepted >= 30 && suppressed >= N) || state;
   }, 240);
   log(`clean: accepted ${await number("v-accepted")}, applied ${await number("v-applied")}, suppressed ${await number("dup-total")}`);
@@ -116,8 +120,10 @@ try {
   }, 15);
   await press("redeliver");
   await until(`business-key suppressions up by ${N}`, async () => {
+    const twice = await number("v-twice");
+    if (twice !== 0) throw new Fatal(`the page shows ${twice} orders APPLIED TWICE with the inbox off`);
     const now = await number("dup-bk");
-    if (now > before + N) throw new Error(`business key suppressed ${now - before}, more than the ${N} copies sent`);
+    if (now > before + N) throw new Fatal(`business key suppressed ${now - before}, more than the ${N} copies sent`);
     return now === before + N || `business key: ${before} → ${now}`;
   }, 120);
   // The next verdicts, after the copies were handled: still nothing applied twice.

@@ -1,7 +1,7 @@
 //! The live counters, read once a second from the systems themselves: the databases
 //! (accepted, outbox, applied, PAID — so a k6 run from a terminal shows too), payment-
-//! service's `GET /stats` and `/metrics` (consumed, duplicates per layer, dead letters,
-//! lag) and the cluster's metadata (brokers, in-sync replicas).
+//! service's `GET /stats` (consumed, duplicates per layer, dead letters) and the cluster
+//! (brokers, in-sync replicas, the consumer group's lag).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -130,18 +130,25 @@ pub async fn run(shared: Arc<Shared>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut kafka_every = 0u32;
     let mut last_kafka = (Vec::new(), None);
+    let mut lag = None;
     loop {
         tick.tick().await;
         let t = &shared.targets;
         // The metadata every 2 s: a client per probe, and a dead cluster answers slowly.
         if kafka_every % 2 == 0 {
-            last_kafka = kafka_state(t).await;
+            (last_kafka, lag) = tokio::join!(
+                kafka_state(t),
+                consumer_lag(
+                    t.kafka.clone(),
+                    t.payment_group.clone(),
+                    t.order_topic.clone()
+                )
+            );
         }
         kafka_every += 1;
-        let (db, stats, lag, services) = tokio::join!(
+        let (db, stats, services) = tokio::join!(
             db_counts(t),
             payment_stats(&http, &t.payment_url),
-            consumer_lag(&http, &t.payment_url, &t.order_topic),
             service_states(&http, t),
         );
         let mut live = match shared.counters.inner.lock() {
@@ -265,24 +272,47 @@ async fn payment_stats(http: &reqwest::Client, base: &str) -> Option<[u64; 4]> {
     ])
 }
 
-/// `consumer_lag_messages{topic="<order topic>",…}` of payment-service's `/metrics`, summed
-/// over the partitions.
-async fn consumer_lag(http: &reqwest::Client, base: &str, topic: &str) -> Option<i64> {
-    let text = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
-    let label = format!("topic=\"{topic}\"");
-    let values: Vec<f64> = text
-        .lines()
-        .filter(|l| l.starts_with("consumer_lag_messages{") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum::<f64>() as i64)
+/// payment-service's lag on the order topic, from the cluster itself: per partition the
+/// high watermark minus the group's committed offset, summed. Read as the group (offset
+/// fetch only: the probe never joins it), so it keeps counting while the service is down.
+async fn consumer_lag(kafka: String, group: String, topic: String) -> Option<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    tokio::task::spawn_blocking(move || {
+        let timeout = Duration::from_millis(1500);
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &kafka)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .ok()?;
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout).ok()?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .first()?
+            .partitions()
+            .iter()
+            .map(|p| p.id())
+            .collect();
+        let mut list = rdkafka::TopicPartitionList::new();
+        for p in &partitions {
+            list.add_partition(&topic, *p);
+        }
+        let committed = consumer.committed_offsets(list, timeout).ok()?;
+        let mut lag = 0;
+        for p in partitions {
+            let (low, high) = consumer.fetch_watermarks(&topic, p, timeout).ok()?;
+            let done = committed
+                .find_partition(&topic, p)
+                .and_then(|e| e.offset().to_raw())
+                .filter(|o| *o >= 0)
+                .unwrap_or(low);
+            lag += (high - done).max(0);
+        }
+        Some(lag)
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 async fn service_states(http: &reqwest::Client, t: &Targets) -> Vec<ServiceState> {

@@ -146,6 +146,7 @@ function drawChart(history, marks) {
   const y = (v) => canvas.height - 10 - (v / max) * (canvas.height - 25);
   ctx.fillStyle = "#6a737d";
   ctx.fillText(`${max}/s`, 5, 12);
+  let lastLabel = -Infinity;
   for (const m of marks) {
     if (m.at_ms < t0) continue;
     ctx.strokeStyle = m.ok ? "#cf222e" : "#999";
@@ -153,8 +154,12 @@ function drawChart(history, marks) {
     ctx.moveTo(x(m.at_ms), 0);
     ctx.lineTo(x(m.at_ms), canvas.height);
     ctx.stroke();
-    ctx.fillStyle = "#cf222e";
-    ctx.fillText(m.label, x(m.at_ms) + 2, 24);
+    // A label only where it has room: the timeline beside the chart lists every one.
+    if (x(m.at_ms) - lastLabel > 90) {
+      ctx.fillStyle = "#cf222e";
+      ctx.fillText(m.label, x(m.at_ms) + 2, 24);
+      lastLabel = x(m.at_ms);
+    }
   }
   for (const [series, colour] of [[acc, "#0969da"], [app, "#1a7f37"]]) {
     ctx.strokeStyle = colour;

@@ -376,3 +376,20 @@ async fn kafka_state(t: &Targets) -> (Vec<BrokerState>, Option<Partitions>) {
     });
     (brokers, partitions)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Accumulated;
+
+    #[test]
+    fn counts_survive_a_restart_of_payment_service() {
+        let mut acc = Accumulated::default();
+        assert_eq!(acc.update(Some([5, 1, 0, 0])), [5, 1, 0, 0]);
+        assert_eq!(acc.update(Some([9, 3, 0, 1])), [9, 3, 0, 1]);
+        // Down: the last counts stay on the page.
+        assert_eq!(acc.update(None), [9, 3, 0, 1]);
+        // A new process starts at 0: added to what the old one counted.
+        assert_eq!(acc.update(Some([2, 0, 2, 0])), [11, 3, 2, 1]);
+        assert_eq!(acc.update(Some([4, 1, 2, 0])), [13, 4, 2, 1]);
+    }
+}

@@ -500,3 +500,25 @@ async fn native_action(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::set_toggle;
+
+    #[test]
+    fn a_toggle_sets_and_clears_exactly_its_variables() {
+        let mut toggles = Vec::new();
+        set_toggle(&mut toggles, "inbox-off", true).expect("known toggle");
+        set_toggle(&mut toggles, "offset-before-effect", true).expect("known toggle");
+        assert_eq!(toggles.len(), 3);
+        set_toggle(&mut toggles, "inbox-off", false).expect("known toggle");
+        assert_eq!(
+            toggles,
+            vec![(
+                "CONSUMER_OFFSET_COMMIT".to_owned(),
+                "before-effect".to_owned()
+            )]
+        );
+        assert!(set_toggle(&mut toggles, "no-such-toggle", true).is_err());
+    }
+}

@@ -112,6 +112,9 @@ try {
   await until("the order's timeline", async () => (await page.locator("#order-timeline li").count()) >= 2 || "no timeline yet", 30);
 
   step = "DEDUP_INBOX=false with the fast path off";
+  // Every message handled and its offset committed first: no earlier copy may reach the
+  // restarted service and be counted among the N below.
+  await until("consumer lag 0", async () => (await number("lag")) === 0 || `lag ${await text("lag")}`, 60);
   const before = await number("dup-bk");
   await press("toggle-inbox-off");
   await until("the red banner", async () => {

@@ -102,12 +102,15 @@ function renderInfra(s) {
     ? `order topic: ${p.total} partitions, ${p.under_replicated} under-replicated, ${p.under_min_isr} under min ISR (2), ${p.leaderless} without leader; leader of partition 0: broker ${fmt(p.leader_of_0)}`
     : "order topic metadata: no answer from the cluster";
   let note = "";
+  if (s.faulted.frozen_brokers.length > 0) {
+    note = `Broker ${s.faulted.frozen_brokers.join(", ")} is frozen (SIGSTOP): its port still accepts connections, but nothing answers. Clients wait for their timeouts; once its controller session expires, leadership moves to an in-sync follower and the outbox drains again. "heal all" thaws it. `;
+  }
   if (s.combined_nodes && down >= 2) {
-    note = "Two of three nodes are down. In this demo cluster each node is broker AND controller, so the controller quorum (2 of 3 votes) is lost: the cluster is frozen — no leader can move, no ISR can shrink. This is not a min-ISR refusal; start a node again to thaw it.";
+    note += "Two of three nodes are down. In this demo cluster each node is broker AND controller, so the controller quorum (2 of 3 votes) is lost: the cluster is frozen — no leader can move, no ISR can shrink. This is not a min-ISR refusal; start a node again to thaw it.";
   } else if (s.combined_nodes) {
-    note = "Demo cluster: each node is broker and controller. Stopping two nodes loses the controller quorum (a frozen cluster), not just min ISR.";
+    note += "Demo cluster: each node is broker and controller. Stopping two nodes loses the controller quorum (a frozen cluster), not just min ISR.";
   } else if (p && p.under_min_isr > 0) {
-    note = "Under min ISR: acks=all sends are refused (NOT_ENOUGH_REPLICAS); the outbox keeps the orders until a broker returns.";
+    note += "Under min ISR: acks=all sends are refused (NOT_ENOUGH_REPLICAS); the outbox keeps the orders until a broker returns.";
   }
   $("quorum-note").textContent = note;
 }

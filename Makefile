@@ -4,6 +4,9 @@ SHELL := /bin/bash
 NATIVE := infra/native
 # Where cargo puts its builds (CARGO_TARGET_DIR when set).
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+# cargo-deny (crates.io), pinned and installed into .tools/ on first use (`make lint-tools`).
+CARGO_DENY_VERSION := 0.20.2
+CARGO_DENY := .tools/cargo-deny/bin/cargo-deny
 DOCKER_COMPOSE := docker compose -p reliable-messaging -f infra/compose/compose.yaml
 
 .PHONY: help
@@ -91,10 +94,18 @@ fmt: ## Format the Rust code
 	cargo fmt --all
 
 .PHONY: lint
-lint: ## fmt check + clippy -D warnings + shellcheck-style syntax check of the scripts
+lint: lint-tools ## fmt check, clippy -D warnings, shellcheck over every shell script, cargo-deny (licences, bans, duplicate versions; deny.toml)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
-	@for f in infra/native/*.sh scripts/*.sh load-tests/*.sh .ci/run; do bash -n "$$f" || exit 1; done
+	shellcheck -x $$(git ls-files '*.sh') .ci/run
+	@# No advisories: their database is fetched from the network, which this machine cannot reach (deny.toml).
+	$(CARGO_DENY) --locked check --hide-inclusion-graph licenses bans
+
+.PHONY: lint-tools
+lint-tools: ## Install what `make lint` runs: shellcheck (Debian), cargo-deny (crates.io, the version pinned here, into .tools/)
+	@command -v shellcheck >/dev/null || bash -c 'source $(NATIVE)/common.sh && apt_install shellcheck'
+	@$(CARGO_DENY) --version 2>/dev/null | grep -qF '$(CARGO_DENY_VERSION)' \
+	  || cargo install cargo-deny --version $(CARGO_DENY_VERSION) --locked --root .tools/cargo-deny
 
 .PHONY: trace
 trace: ## One order's trace as a waterfall: make trace ORDER=<id> (without ORDER: the last 20 traces)
@@ -102,7 +113,7 @@ trace: ## One order's trace as a waterfall: make trace ORDER=<id> (without ORDER
 
 .PHONY: metrics
 metrics: ## Both services' GET /metrics (:8080, :8081), without the histogram buckets
-	@for port in 8080 8081; do echo "== localhost:$$port/metrics"; \
+	@for port in $${ORDER_SERVICE_PORT:-8080} $${PAYMENT_SERVICE_PORT:-8081}; do echo "== localhost:$$port/metrics"; \
 	  curl -fsS "localhost:$$port/metrics" | grep -v -e '^#' -e '^$$' -e '_bucket{' || exit 1; done
 
 .PHONY: reconcile
@@ -117,8 +128,8 @@ outbox-retry: ## The relay's FAILED outbox rows: list them, or put back ID=<even
 
 .PHONY: drills
 drills: infra-up ## The failure matrix: crash points, rebalance, outages, poison, with unsafe toggles (FILTER=<name part>)
-	cargo build -q -p order-service -p payment-service -p failure-drills
-	./target/debug/failure-drills $(FILTER)
+	cargo build -q -p order-service -p payment-service -p drills
+	$(TARGET_DIR)/debug/failure-drills $(FILTER)
 
 .PHONY: model-check
 model-check: ## The protocol model, deeper bounds: every interleaving and crash point, each variant's counterexample trace (no services)
@@ -135,12 +146,12 @@ drills-replication: deps ## Store-stage drills on a cluster of their own (acks, 
 
 .PHONY: drills-scale-out
 drills-scale-out: infra-up ## N order-services + M payment-services under k6, one of each killed -9; reconcile + per-key order (ORDER_SERVICES, PAYMENT_SERVICES, RATE, DURATION)
-	cargo build -q -p order-service -p payment-service -p failure-drills
-	./target/debug/scale-out-drill
+	cargo build -q -p order-service -p payment-service -p drills
+	$(TARGET_DIR)/debug/scale-out-drill
 
 .PHONY: soak
 soak: deps ## The soak: k6 steady for DURATION (60m) with a fault schedule, on a stack of its own; reconcile, sizes, RSS (DURATION, RATE)
-	cargo build -q -p order-service -p payment-service -p outbox -p failure-drills
+	cargo build -q -p order-service -p payment-service -p outbox -p drills
 	DURATION=$(or $(DURATION),60m) RATE=$(or $(RATE),20) $(TARGET_DIR)/debug/soak
 
 .PHONY: bench-claim

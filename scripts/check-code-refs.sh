@@ -12,7 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$#" -eq 0 ]; then
-  set -- $(find tools/protocol-model/src -name '*.rs' | sort) docs/*/*.md README.md
+  mapfile -t model_sources < <(find tools/protocol-model/src -name '*.rs' | sort)
+  set -- "${model_sources[@]}" docs/*/*.md README.md
 fi
 python3 - "$@" <<'PY'
 import pathlib, re, sys

@@ -60,6 +60,7 @@ while read -r target; do
   grep -qx "$target" <<<"$targets" || err "'make $target' is named in the docs but the Makefile has no such target"
 done < <(grep -ohE '`make [a-z][a-z_-]*' "${files[@]}" | awk '{print $2}' | sort -u)
 
+# shellcheck disable=SC2016 # the backticks below are literal: Markdown code spans, not commands
 while read -r path; do
   path=${path%%[:#]*}
   # An output folder the runs create (git-ignored, e.g. load-tests/results/) may be named.
@@ -128,5 +129,6 @@ PY
 
 bash scripts/check-code-refs.sh || fail=1
 
-[ "$fail" -eq 0 ] && echo "docs check: $(ls docs/en/*.md | wc -l) pages in en and zh, same structure; make targets, paths, symbols and code excerpts all exist"
+en_pages=(docs/en/*.md)
+[ "$fail" -eq 0 ] && echo "docs check: ${#en_pages[@]} pages in en and zh, same structure; make targets, paths, symbols and code excerpts all exist"
 exit "$fail"

@@ -6,15 +6,24 @@
 set -euo pipefail
 case "${1:-}" in
   native)
-    cat <<'MSG'
+    # The ports follow the same variables the native scripts listen on (defaults: 8080,
+    # 8081, 9090; Kafka: whatever its cluster was created with, asked from kafka.sh).
+    kafka="$(dirname "$0")/../infra/native/kafka.sh"
+    control_room="http://127.0.0.1:${CONTROL_ROOM_PORT:-8090}"
+    order="http://127.0.0.1:${ORDER_SERVICE_PORT:-8080}"
+    payment="http://127.0.0.1:${PAYMENT_SERVICE_PORT:-8081}"
+    prometheus="http://127.0.0.1:${PROMETHEUS_PORT:-9090}"
+    bootstrap="$(bash "$kafka" bootstrap)"
+    metrics="$(bash "$kafka" metrics-targets)"
+    cat <<MSG
 
   The native stack is up:
-    control room      http://127.0.0.1:8090        (the pipeline live; faults, load, one order followed)
-    order-service     http://127.0.0.1:8080        (POST /orders, GET /orders/{id}, /metrics)
-    payment-service   http://127.0.0.1:8081        (GET /stats, /metrics)
-    Prometheus        http://127.0.0.1:9090        (alerts: http://127.0.0.1:9090/alerts)
-    Kafka metrics     http://127.0.0.1:9292/metrics  (nodes 2, 3: :9293, :9294)
-    Kafka bootstrap   127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094
+    control room      $control_room        (the pipeline live; faults, load, one order followed)
+    order-service     $order        (POST /orders, GET /orders/{id}, /metrics)
+    payment-service   $payment        (GET /stats, /metrics)
+    Prometheus        $prometheus        (alerts: $prometheus/alerts)
+    Kafka metrics     http://${metrics%%,*}/metrics  (all nodes: $metrics)
+    Kafka bootstrap   $bootstrap
   Grafana, Jaeger and the Kafka web UI come with the compose stack (needs Docker).
   Stop everything with: make down
 MSG

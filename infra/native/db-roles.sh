@@ -13,7 +13,7 @@
 # A database created earlier by the admin role (before this script) is handed over: its
 # owner, and the owner of every table, view and sequence in it, becomes the role.
 # Environment: PGPORT (5432), ORDER_DB (orders), PAYMENT_DB (payments).
-COMPONENT=db-roles
+COMPONENT="db-roles"
 # shellcheck source=common.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 

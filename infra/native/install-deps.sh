@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian 12 machine lacks to build and test the project:
 # the librdkafka build chain (the rdkafka crate compiles librdkafka from source),
-# PostgreSQL and Redis servers, flock for the test harness, Prometheus/promtool and the
-# Python the monitoring checks use. Idempotent.
+# PostgreSQL and Redis servers, flock for the test harness, Prometheus/promtool, the
+# Python the monitoring checks use and shellcheck for `make lint`. Idempotent.
 # shellcheck source=common.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 COMPONENT=deps
@@ -14,6 +14,9 @@ apt_install build-essential cmake libcurl4-openssl-dev zlib1g-dev libssl-dev pkg
 # python3 + yaml + jsonschema: the static checks of the monitoring and compose files
 # (scripts/check-monitoring.sh, scripts/monitoring_check.py).
 apt_install python3 python3-yaml python3-jsonschema
+
+# `make lint` runs shellcheck over every shell script.
+apt_install shellcheck
 
 # Prometheus (and promtool, which `make test` uses to unit-test the alert rules). Installed
 # without its recommended node exporter, and its system service is disabled: the project

@@ -244,16 +244,8 @@ cmd_stop() {
   rm -f "$MARKER"
 }
 
-cmd_status() {
-  if pg_answers; then
-    local who="external"
-    [ -f "$MARKER" ] && our_postmaster_alive && who="started by us"
-    echo "postgres: up on $PG_HOST:$PGPORT ($who)"
-    return 0
-  fi
-  echo "postgres: down ($PG_HOST:$PGPORT)"
-  return 1
-}
+started_by_us() { [ -f "$MARKER" ] && our_postmaster_alive; }
+cmd_status() { report_status postgres "$PG_HOST:$PGPORT" pg_answers started_by_us; }
 
 cmd_logs() {
   [ -f "$LOG_FILE" ] || die "no log file at $LOG_FILE"

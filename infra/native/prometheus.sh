@@ -25,7 +25,7 @@ NAME="${PROMETHEUS_NAME:-main}"
 if [ "$NAME" = main ]; then DIR="$STATE_DIR/prometheus"; else DIR="$STATE_DIR/prometheus-$NAME"; fi
 PORT="${PROMETHEUS_PORT:-9090}"
 KAFKA_TARGETS="${PROMETHEUS_KAFKA_TARGETS-127.0.0.1:9292,127.0.0.1:9293,127.0.0.1:9294}"
-SERVICE_TARGETS="${PROMETHEUS_SERVICE_TARGETS-order-service=127.0.0.1:8080,payment-service=127.0.0.1:8081}"
+SERVICE_TARGETS="${PROMETHEUS_SERVICE_TARGETS-order-service=127.0.0.1:${ORDER_SERVICE_PORT:-8080},payment-service=127.0.0.1:${PAYMENT_SERVICE_PORT:-8081}}"
 INTERVAL="${PROMETHEUS_SCRAPE_INTERVAL:-15s}"
 RULES="$ROOT/infra/prometheus/alerts.yml"
 MARKER="$DIR/started-by-us"
@@ -125,22 +125,12 @@ cmd_stop() {
   fi
   local pid
   pid="$(cat "$PID_FILE")"
-  kill -TERM "$pid"
-  wait_for 30 "Prometheus to exit" bash -c "! kill -0 $pid 2>/dev/null" || kill -KILL "$pid"
+  stop_pid "$pid" "Prometheus" 30
   rm -f "$MARKER" "$PID_FILE"
   log "stopped"
 }
 
-cmd_status() {
-  if ours_running && ready; then
-    echo "up  $URL  pid $(cat "$PID_FILE")  (started by us)"
-  elif ready; then
-    echo "up  $URL  (not started by us)"
-  else
-    echo "down  $URL"
-    return 1
-  fi
-}
+cmd_status() { report_status prometheus "$URL" ready ours_running; }
 
 case "${1:-}" in
   start) cmd_start ;;

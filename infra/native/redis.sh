@@ -116,28 +116,12 @@ cmd_stop() {
   else
     kill "$pid" 2>/dev/null || true
   fi
-  local i
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "still running after 10s; sending SIGKILL"
-    kill -9 "$pid" 2>/dev/null || true
-  fi
+  await_exit "$pid" "Redis" 10
   rm -f "$MARKER" "$PID_FILE"
 }
 
-cmd_status() {
-  if redis_answers; then
-    local who="external"
-    [ -f "$MARKER" ] && ours_answering && who="started by us"
-    echo "redis: up on $REDIS_HOST:$REDIS_PORT ($who)"
-    return 0
-  fi
-  echo "redis: down ($REDIS_HOST:$REDIS_PORT)"
-  return 1
-}
+started_by_us() { [ -f "$MARKER" ] && ours_answering; }
+cmd_status() { report_status redis "$REDIS_HOST:$REDIS_PORT" redis_answers started_by_us; }
 
 cmd_logs() {
   [ -f "$LOG_FILE" ] || die "no log file at $LOG_FILE"

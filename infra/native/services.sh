@@ -72,8 +72,8 @@ start() {
 
   Ready. Open the control room: http://127.0.0.1:${CONTROL_ROOM_PORT:-8090}
   Or try:
-    curl -s localhost:8080/readyz
-    curl -s localhost:8081/readyz
+    curl -s localhost:${ORDER_SERVICE_PORT:-8080}/readyz
+    curl -s localhost:${PAYMENT_SERVICE_PORT:-8081}/readyz
     make trace ORDER=<id>     one order's trace, as a waterfall
     make metrics              both services' GET /metrics
   Stop everything with: make down
@@ -102,13 +102,12 @@ start_control_room() {
 started() { for f in "$DIR"/*.pid; do [ -e "$f" ] && basename "$f" .pid; done; }
 
 stop() {
-  local name pid i
+  local name pid
   for name in $(started); do
     pid_alive "$DIR/$name.pid" || { rm -f "$DIR/$name.pid" "$DIR/$name.port"; continue; }
     pid=$(cat "$DIR/$name.pid")
-    kill -TERM "$pid"
-    for ((i = 0; i < 20; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    # SIGTERM: the service stops taking work, flushes its producer, commits what is done.
+    stop_pid "$pid" "$name" 10
     rm -f "$DIR/$name.pid" "$DIR/$name.port"
     log "$name stopped"
   done

@@ -18,7 +18,7 @@ address() {
   case "$1" in
     postgres) echo "127.0.0.1:${PGPORT:-5432}" ;;
     redis)    echo "127.0.0.1:${REDIS_PORT:-6379}" ;;
-    kafka)    echo "127.0.0.1:9092,9093,9094" ;;
+    kafka)    bash "$HERE/kafka.sh" bootstrap ;;  # follows KAFKA_PORT_BASE / the cluster's own
   esac
 }
 

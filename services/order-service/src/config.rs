@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use message_consumer::ConsumerTuning;
-use outbox::RelayConfig;
-use service_config::{ConfigError, Defaults, InfraConfig, parse_at_least, parse_var};
+use service_config::{ConfigError, Defaults, parse_at_least, parse_var};
+use service_runtime::CommonConfig;
 
 /// order-service listens on 8080 and owns the `orders` database.
 pub const DEFAULTS: Defaults = Defaults {
@@ -15,23 +14,11 @@ pub const DEFAULTS: Defaults = Defaults {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub infra: InfraConfig,
-    /// `ORDER_EVENTS_TOPIC` (default `order-events`): where `OrderCreated` goes.
-    pub order_events_topic: String,
-    /// `PAYMENT_EVENTS_TOPIC` (default `payment-events`): the outcomes we consume.
-    pub payment_events_topic: String,
-    /// `CONSUMER_GROUP` (default `order-service`).
-    pub consumer_group: String,
-    /// `TOPIC_REPLICATION_FACTOR` (default 3): used when the service creates its topics.
-    pub replication_factor: i32,
-    /// `RELAY_*`: see `outbox::RelayConfig::from_lookup`.
-    pub relay: RelayConfig,
-    /// `DEDUP_RETENTION_HOURS` (default 168, at least 1): how long the inbox remembers
-    /// a payment outcome's event id (`inbox::retention_from_lookup`).
-    pub dedup_retention: Duration,
-    /// `CONSUMER_CONCURRENCY` (messages of different keys handled at once) and
-    /// `CONSUMER_MAX_RETRIES`: see `message_consumer::ConsumerTuning`.
-    pub consumer: ConsumerTuning,
+    /// What every service reads: the infrastructure, both topics (`OrderCreated` goes
+    /// to `ORDER_EVENTS_TOPIC`, the outcomes come from `PAYMENT_EVENTS_TOPIC`), the
+    /// consumer group (default `order-service`), the relay, the consumer, the inbox
+    /// retention and `CRASH_AT` (`service_runtime::CommonConfig`).
+    pub common: CommonConfig,
     /// `IDEMPOTENCY_RETENTION_HOURS` (default 24, at least 1): how long an
     /// `Idempotency-Key` and its answer are kept. A client retrying later than this gets
     /// a new order, so it must cover the longest retry schedule of any client.
@@ -79,18 +66,7 @@ impl Config {
 
     pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(Self {
-            infra: InfraConfig::from_lookup(DEFAULTS, lookup)?,
-            order_events_topic: parse_var(lookup, "ORDER_EVENTS_TOPIC", "order-events".to_owned())?,
-            payment_events_topic: parse_var(
-                lookup,
-                "PAYMENT_EVENTS_TOPIC",
-                "payment-events".to_owned(),
-            )?,
-            consumer_group: parse_var(lookup, "CONSUMER_GROUP", "order-service".to_owned())?,
-            replication_factor: parse_var(lookup, "TOPIC_REPLICATION_FACTOR", 3)?,
-            consumer: ConsumerTuning::from_lookup(lookup)?,
-            dedup_retention: inbox::retention_from_lookup(lookup)?,
-            relay: RelayConfig::from_lookup(format!("order-relay-{}", std::process::id()), lookup)?,
+            common: CommonConfig::from_lookup("order-service", DEFAULTS, lookup)?,
             idempotency_retention: retention_hours(lookup)?,
             publish_mode: parse_var(lookup, "PUBLISH_MODE", PublishMode::Outbox)?,
             send_log_path: parse_var(

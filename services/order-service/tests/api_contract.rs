@@ -4,24 +4,14 @@
 //! server enforces. `scripts/api-fuzz.sh` (schemathesis, in `make test`) checks the same
 //! contract with generated requests; these are the cases it found, pinned.
 
-use std::net::SocketAddr;
-
-use order_service::{App, Config};
 use serde_json::{Value, json};
-use test_support::{StopHandle, TestDatabase, service_env, unique_name};
 
-async fn start(db: &TestDatabase) -> (SocketAddr, StopHandle) {
-    let mut env = service_env(db);
-    env.insert("ORDER_EVENTS_TOPIC".into(), unique_name("order-events"));
-    env.insert("PAYMENT_EVENTS_TOPIC".into(), unique_name("payment-events"));
-    env.insert("CONSUMER_GROUP".into(), unique_name("group"));
-    env.insert("RELAY_ENABLED".into(), "false".into());
-    let config = Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("config");
-    let app = App::build(config).await.expect("app builds");
-    let addr = app.local_addr();
-    let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
-    (addr, stop)
-}
+mod common;
+
+use common::TestApp;
+
+/// No relay: the API alone is under test.
+const ENV: &[(&str, &str)] = &[("RELAY_ENABLED", "false")];
 
 /// Asserts `response` is problem+json with `status` and `type` `/problems/<kind>`.
 async fn assert_problem(response: reqwest::Response, status: u16, kind: &str) -> Value {
@@ -43,8 +33,8 @@ async fn assert_problem(response: reqwest::Response, status: u16, kind: &str) ->
 
 #[tokio::test]
 async fn every_error_answer_is_problem_json() {
-    let db = TestDatabase::create().await;
-    let (addr, stop) = start(&db).await;
+    let app = TestApp::spawn(ENV).await;
+    let (addr, stop) = (app.addr, app.stop);
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
 
@@ -115,8 +105,8 @@ async fn every_error_answer_is_problem_json() {
 
 #[tokio::test]
 async fn the_document_states_the_bounds_the_server_enforces() {
-    let db = TestDatabase::create().await;
-    let (addr, stop) = start(&db).await;
+    let app = TestApp::spawn(ENV).await;
+    let (addr, stop) = (app.addr, app.stop);
     let doc: Value = reqwest::get(format!("http://{addr}/openapi.json"))
         .await
         .expect("GET")

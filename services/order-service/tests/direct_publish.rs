@@ -5,91 +5,39 @@
 //! contrast, keeps answering `201` with Kafka down.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use order_service::direct_publish::{
     self, DELIVERY_TIMEOUT, DirectPublisher, LogFile, LoggedEvent, PublishError, SendLog,
     SendLogLine, SendStatus,
 };
-use order_service::{App, Config};
 use serde_json::Value;
-use sqlx::PgPool;
 use test_support::{
-    StopHandle, TestDatabase, create_unique_topic, ensure_stack, read_topic, service_env,
-    unique_name, unused_port,
+    TestDatabase, create_unique_topic, ensure_stack, read_topic, unique_name, unused_port,
 };
 use uuid::Uuid;
 
 mod common;
 
-use common::ORDER;
-
-/// A send-log path of this test's own, in a fresh temporary directory.
-fn temp_send_log() -> PathBuf {
-    std::env::temp_dir()
-        .join(unique_name("order-send-log"))
-        .join("send.log")
-}
+use common::{ORDER, TestApp};
 
 fn dead_broker() -> String {
     format!("127.0.0.1:{}", unused_port())
 }
 
-struct Service {
-    base: String,
-    /// Direct mode: the running app's send log.
-    log: Option<std::sync::Arc<SendLog>>,
-    http: reqwest::Client,
-    pool: PgPool,
-    stop: StopHandle,
-    topic: String,
-    send_log: PathBuf,
-    db: TestDatabase,
-}
-
-fn env_for(
-    db: &TestDatabase,
-    topic: &str,
-    send_log: &Path,
-    overrides: &[(&str, &str)],
-) -> HashMap<String, String> {
-    let mut env: HashMap<String, String> = service_env(db);
-    env.insert("ORDER_EVENTS_TOPIC".into(), topic.to_owned());
-    env.insert("PAYMENT_EVENTS_TOPIC".into(), unique_name("payment-events"));
-    env.insert("CONSUMER_GROUP".into(), unique_name("group"));
-    env.insert("SEND_LOG_PATH".into(), send_log.display().to_string());
-    for (k, v) in overrides {
-        env.insert((*k).to_owned(), (*v).to_owned());
-    }
-    env
-}
+type Service = TestApp;
 
 /// order-service on its own database and topic; `overrides` replace the environment.
 async fn start(overrides: &[(&str, &str)]) -> Service {
-    let db = TestDatabase::create().await;
     // Created here, on the real cluster: with a dead broker the service cannot create it,
     // and the re-push step needs it.
     let topic = create_unique_topic("order-events", 3, 3).await;
-    let send_log = temp_send_log();
-    let env = env_for(&db, &topic, &send_log, overrides);
-    let config = Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("config");
     let started = Instant::now();
-    let app = App::build(config).await.expect("app builds");
+    let service =
+        TestApp::spawn(&[&[("ORDER_EVENTS_TOPIC", topic.as_str())], overrides].concat()).await;
     eprintln!("service built in {:?}", started.elapsed());
-    let base = format!("http://{}", app.local_addr());
-    let log = app.send_log();
-    let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
-    Service {
-        base,
-        log,
-        http: common::http_client(),
-        pool: db.pool().await,
-        stop,
-        topic,
-        send_log,
-        db,
-    }
+    service
 }
 
 impl Service {
@@ -126,7 +74,7 @@ impl Service {
         self.pool.close().await;
         self.stop.stop().await;
         drop(self.db);
-        remove_log(&self.send_log);
+        remove_log(&self.send_log_path);
     }
 }
 
@@ -191,7 +139,7 @@ async fn direct_mode_answers_201_after_the_broker_acked() {
     );
 
     // The log says pending, then acked — with the broker's partition and offset.
-    let lines = lines_of_order(&service.send_log, order).await;
+    let lines = lines_of_order(&service.send_log_path, order).await;
     assert_eq!(statuses(&lines), ["pending", "acked"], "{lines:?}");
     let event_id = lines[0].event_id;
     let SendStatus::Acked { partition, offset } = lines[1].status else {
@@ -199,7 +147,7 @@ async fn direct_mode_answers_201_after_the_broker_acked() {
     };
 
     // Already on the topic when the 201 came back: no waiting needed.
-    let records = read_topic(&service.topic).await;
+    let records = read_topic(&service.order_events_topic).await;
     assert_eq!(records.len(), 1, "{records:?}");
     let record = &records[0];
     assert_eq!(record.key_str(), Some(&*order.to_string()));
@@ -262,14 +210,14 @@ async fn direct_mode_with_kafka_down_fails_fast_keeps_the_order_and_repushes_it_
         1,
         "the order is stored"
     );
-    let lines = lines_of_order(&service.send_log, order).await;
+    let lines = lines_of_order(&service.send_log_path, order).await;
     assert_eq!(statuses(&lines), ["pending", "failed"], "{lines:?}");
     let event_id = lines[0].event_id;
 
     // The service (and its dead producer) goes away; a re-push pass on a machine that
     // has the log and can reach the cluster publishes the event.
-    let send_log = service.send_log.clone();
-    let topic = service.topic.clone();
+    let send_log = service.send_log_path.clone();
+    let topic = service.order_events_topic.clone();
     service.pool.close().await;
     service.stop.stop().await;
     let publisher = DirectPublisher::new(&ensure_stack().kafka_bootstrap_servers, &send_log)
@@ -357,7 +305,7 @@ async fn a_full_producer_queue_is_refused_at_once() {
     // for its delivery timeout, the second finds the queue full.
     let mut settings = direct_publish::producer_settings(&dead_broker());
     settings.queue_max_messages = 1;
-    let path = temp_send_log();
+    let path = common::temp_send_log();
     let publisher = DirectPublisher::with_settings(settings, &path)
         .await
         .expect("publisher");
@@ -418,7 +366,7 @@ async fn outbox_mode_keeps_accepting_orders_with_kafka_down() {
         "the event waits in the outbox"
     );
     assert!(
-        direct_publish::read_lines(&service.send_log)
+        direct_publish::read_lines(&service.send_log_path)
             .await
             .expect("no log is an empty log")
             .is_empty(),
@@ -432,9 +380,16 @@ async fn a_crash_at_a2_loses_the_event_of_a_committed_order() {
     // The window the outbox closes and direct mode has: committed, not yet logged.
     let db = TestDatabase::create().await;
     let topic = create_unique_topic("order-events", 3, 3).await;
-    let send_log = temp_send_log();
+    let send_log = common::temp_send_log();
     common::post_and_crash_at(
-        env_for(&db, &topic, &send_log, &[("PUBLISH_MODE", "direct")]),
+        common::app_env(
+            &db,
+            &[
+                ("ORDER_EVENTS_TOPIC", topic.as_str()),
+                ("SEND_LOG_PATH", &send_log.display().to_string()),
+                ("PUBLISH_MODE", "direct"),
+            ],
+        ),
         "A2",
         &[],
     )
@@ -474,7 +429,10 @@ async fn a_crash_at_a2_loses_the_event_of_a_committed_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_hangs_up_mid_request_still_gets_its_event_logged_and_sent() {
     let service = start(&[("PUBLISH_MODE", "direct")]).await;
-    let log = service.log.clone().expect("direct mode has a send log");
+    let log = service
+        .send_log
+        .clone()
+        .expect("direct mode has a send log");
     // Every append waits: the request commits its order, then blocks on the log.
     let paused = log.pause_appends().await;
     let impatient = reqwest::Client::builder()
@@ -496,7 +454,7 @@ async fn a_client_that_hangs_up_mid_request_still_gets_its_event_logged_and_sent
     tokio::time::sleep(Duration::from_millis(500)).await;
     drop(paused);
 
-    let path = service.send_log.clone();
+    let path = service.send_log_path.clone();
     let lines = test_support::eventually("the hung-up request logs its event", || {
         let path = path.clone();
         async move {
@@ -511,7 +469,7 @@ async fn a_client_that_hangs_up_mid_request_still_gets_its_event_logged_and_sent
         }
     })
     .await;
-    let records = read_topic(&service.topic).await;
+    let records = read_topic(&service.order_events_topic).await;
     eprintln!(
         "client hung up: the order's event logged {:?} and {} on the topic",
         statuses(&lines),
@@ -564,7 +522,7 @@ fn logged_event(key: &str, topic: &str) -> LoggedEvent {
 #[tokio::test]
 async fn a_failed_write_reaches_the_request_and_does_not_glue_onto_the_next_line() {
     let topic = create_unique_topic("order-events", 3, 3).await;
-    let path = temp_send_log();
+    let path = common::temp_send_log();
     std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
     let room = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(20));
     let file = std::fs::OpenOptions::new()
@@ -609,7 +567,7 @@ async fn a_failed_write_reaches_the_request_and_does_not_glue_onto_the_next_line
 /// at open, and the next append is a line of its own.
 #[tokio::test]
 async fn a_torn_tail_is_cut_off_at_open_and_the_log_still_reads() {
-    let path = temp_send_log();
+    let path = common::temp_send_log();
     std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
     let whole = Uuid::now_v7();
     let mut event = logged_event("k-1", "t");
@@ -662,7 +620,7 @@ async fn a_torn_tail_is_cut_off_at_open_and_the_log_still_reads() {
 /// line); when the broker is back the events are acked and compaction drops them.
 #[tokio::test]
 async fn a_long_outage_keeps_the_send_log_bounded() {
-    let path = temp_send_log();
+    let path = common::temp_send_log();
     let topic = create_unique_topic("order-events", 3, 3).await;
     let mut settings = direct_publish::producer_settings(&dead_broker());
     settings.delivery_timeout_ms = 1_000;

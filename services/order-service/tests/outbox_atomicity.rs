@@ -2,49 +2,22 @@
 //! (docs/en/02-produce.md, "The order and its event in one transaction"), and the
 //! published record carries what consumers rely on: key, headers, payload.
 
-use std::collections::HashMap;
-
-use order_service::{App, Config};
 use serde_json::Value;
-use sqlx::PgPool;
-use test_support::{StopHandle, TestDatabase, eventually, service_env, unique_name};
+use test_support::eventually;
 
 mod common;
 
-use common::ORDER;
+use common::{ORDER, TestApp};
 
 /// order-service on its own database, on port 0.
-struct Service {
-    base: String,
-    http: reqwest::Client,
-    pool: PgPool,
-    order_events_topic: String,
-    stop: StopHandle,
-    // Last: dropped after the pool, it drops the database.
-    _db: TestDatabase,
-}
+type Service = TestApp;
 
 async fn start(relay_enabled: bool) -> Service {
-    let db = TestDatabase::create().await;
-    let mut env: HashMap<String, String> = service_env(&db);
-    let order_events_topic = unique_name("order-events");
-    env.insert("ORDER_EVENTS_TOPIC".into(), order_events_topic.clone());
-    env.insert("PAYMENT_EVENTS_TOPIC".into(), unique_name("payment-events"));
-    env.insert("CONSUMER_GROUP".into(), unique_name("group"));
-    env.insert("RELAY_ENABLED".into(), relay_enabled.to_string());
-    env.insert("RELAY_POLL_MS".into(), "100".into());
-    let config = Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("config");
-    let app = App::build(config).await.expect("app builds");
-    let base = format!("http://{}", app.local_addr());
-    let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
-    Service {
-        base,
-        http: common::http_client(),
-        pool: db.pool().await,
-        order_events_topic,
-        stop,
-        _db: db,
-    }
+    TestApp::spawn(&[
+        ("RELAY_ENABLED", &relay_enabled.to_string()),
+        ("RELAY_POLL_MS", "100"),
+    ])
+    .await
 }
 
 impl Service {

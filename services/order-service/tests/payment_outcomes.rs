@@ -4,11 +4,14 @@
 //! permanent error (dead-lettered by the consumer loop).
 
 use message_consumer::{DedupLayer, HandleError, Handled, Handler, ReceivedMessage};
-use order_service::{App, Config, PaymentResults};
+use order_service::PaymentResults;
 use serde_json::json;
 use sqlx::PgPool;
-use test_support::{StopHandle, TestDatabase, service_env, unique_name};
 use uuid::Uuid;
+
+mod common;
+
+use common::TestApp;
 
 fn outcome(event_type: &str, order_id: Uuid, event_id: Uuid) -> ReceivedMessage {
     let payload = json!({
@@ -39,17 +42,8 @@ async fn status(pool: &PgPool, order_id: Uuid) -> String {
 #[tokio::test]
 async fn an_order_settles_once_and_a_late_or_repeated_outcome_cannot_move_it() {
     // The App migrates the database (orders, outbox, inbox); the relay is not needed.
-    let db = TestDatabase::create().await;
-    let mut env = service_env(&db);
-    env.insert("ORDER_EVENTS_TOPIC".into(), unique_name("order-events"));
-    env.insert("PAYMENT_EVENTS_TOPIC".into(), unique_name("payment-events"));
-    env.insert("CONSUMER_GROUP".into(), unique_name("group"));
-    env.insert("RELAY_ENABLED".into(), "false".into());
-    let config = Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("config");
-    let app = App::build(config).await.expect("app builds");
-    let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
-
-    let pool = db.pool().await;
+    let app = TestApp::spawn(&[("RELAY_ENABLED", "false")]).await;
+    let pool = app.pool.clone();
     let order_id = Uuid::now_v7();
     sqlx::query("INSERT INTO orders (id, customer_id, amount_minor, currency) VALUES ($1, 'c-1', 1999, 'EUR')")
         .bind(order_id)
@@ -110,5 +104,5 @@ async fn an_order_settles_once_and_a_late_or_repeated_outcome_cannot_move_it() {
         inbox_rows, 2,
         "the unknown order's outcome left no inbox row"
     );
-    stop.stop().await;
+    app.stop.stop().await;
 }

@@ -2,31 +2,22 @@
 //! OpenAPI document that matches what the API really does, and refuses bad
 //! configuration with one clear line.
 
-use std::net::SocketAddr;
-
-use order_service::{App, Config};
 use serde_json::{Value, json};
-use test_support::{StopHandle, TestDatabase, service_env, unique_name};
 
-async fn start(db: &TestDatabase) -> (SocketAddr, StopHandle) {
-    let mut env = service_env(db);
-    env.insert("ORDER_EVENTS_TOPIC".into(), unique_name("order-events"));
-    env.insert("PAYMENT_EVENTS_TOPIC".into(), unique_name("payment-events"));
-    env.insert("CONSUMER_GROUP".into(), unique_name("group"));
-    let config = Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("config");
-    let app = App::build(config).await.expect("app builds");
-    let addr = app.local_addr();
-    let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
-    (addr, stop)
-}
+mod common;
+
+use common::TestApp;
+
+/// The default environment: the relay and every loop on.
+const ENV: &[(&str, &str)] = &[];
 
 #[tokio::test]
 async fn starts_migrates_and_is_ready() {
-    let db = TestDatabase::create().await;
-    let (addr, stop) = start(&db).await;
+    let app = TestApp::spawn(ENV).await;
+    let (addr, stop) = (app.addr, app.stop);
     test_support::assert_live_and_ready(addr).await;
     // The service ran its own migrations into its own database.
-    let tables = test_support::table_names(&db.pool().await).await;
+    let tables = test_support::table_names(&app.pool).await;
     assert!(tables.contains(&"orders".to_owned()), "{tables:?}");
     stop.stop().await;
 }
@@ -52,8 +43,8 @@ fn assert_has_members(body: &Value, members: &[String], what: &str) {
 
 #[tokio::test]
 async fn the_openapi_document_describes_the_api_it_serves() {
-    let db = TestDatabase::create().await;
-    let (addr, stop) = start(&db).await;
+    let app = TestApp::spawn(ENV).await;
+    let (addr, stop) = (app.addr, app.stop);
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
     let get = |path: String| {
@@ -161,6 +152,14 @@ async fn the_openapi_document_describes_the_api_it_serves() {
 }
 
 #[test]
+fn an_unknown_crash_point_fails_fast_with_one_line() {
+    test_support::assert_unknown_crash_point_fails_fast(
+        env!("CARGO_BIN_EXE_order-service"),
+        "order-service",
+    );
+}
+
+#[test]
 fn a_bad_database_url_fails_fast_with_one_line() {
     test_support::assert_bad_database_url_fails_fast(
         env!("CARGO_BIN_EXE_order-service"),
@@ -172,19 +171,11 @@ fn a_bad_database_url_fails_fast_with_one_line() {
 /// payment-service does: an id older than `DEDUP_RETENTION_HOURS` goes at start.
 #[tokio::test]
 async fn purges_its_own_inbox() {
-    let db = TestDatabase::create().await;
-    let mut env = service_env(&db);
-    env.insert("ORDER_EVENTS_TOPIC".into(), unique_name("order-events"));
-    env.insert("PAYMENT_EVENTS_TOPIC".into(), unique_name("payment-events"));
-    env.insert("CONSUMER_GROUP".into(), unique_name("group"));
-    let group = env["CONSUMER_GROUP"].clone();
-    let config = || Config::from_lookup(&|k: &str| env.get(k).cloned()).expect("config");
     // A first start migrates the database.
-    let app = App::build(config()).await.expect("app builds");
-    StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()))
-        .stop()
-        .await;
-    let pool = db.pool().await;
+    let first = TestApp::spawn(ENV).await;
+    let group = first.env["CONSUMER_GROUP"].clone();
+    let pool = first.pool.clone();
+    first.stop.stop().await;
     sqlx::query(
         "INSERT INTO inbox (consumer_group, message_id, topic, kafka_partition, kafka_offset, received_at)
          VALUES ($1, gen_random_uuid(), 't', 0, 0, now() - interval '200 hours')",
@@ -193,8 +184,7 @@ async fn purges_its_own_inbox() {
     .execute(&pool)
     .await
     .expect("an old inbox row");
-    let app = App::build(config()).await.expect("app builds");
-    let stop = StopHandle::new(app.shutdown_handle(), tokio::spawn(app.run_until_stopped()));
+    let again = TestApp::spawn_on(first.db, &[("CONSUMER_GROUP", &group)]).await;
     test_support::eventually("the old inbox row is purged", || async {
         let left: i64 = sqlx::query_scalar("SELECT count(*) FROM inbox")
             .fetch_one(&pool)
@@ -207,5 +197,5 @@ async fn purges_its_own_inbox() {
         }
     })
     .await;
-    stop.stop().await;
+    again.stop.stop().await;
 }

@@ -2,9 +2,8 @@
 
 use std::time::Duration;
 
-use message_consumer::ConsumerTuning;
-use outbox::RelayConfig;
-use service_config::{ConfigError, Defaults, InfraConfig, parse_var};
+use service_config::{ConfigError, Defaults, parse_var};
+use service_runtime::CommonConfig;
 
 use crate::provider::ProviderSettings;
 
@@ -16,20 +15,12 @@ pub const DEFAULTS: Defaults = Defaults {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub infra: InfraConfig,
-    /// `ORDER_EVENTS_TOPIC` (default `order-events`): the `OrderCreated` events we consume.
-    pub order_events_topic: String,
-    /// `PAYMENT_EVENTS_TOPIC` (default `payment-events`): where outcomes go.
-    pub payment_events_topic: String,
-    /// `CONSUMER_GROUP` (default `payment-service`).
-    pub consumer_group: String,
-    /// `TOPIC_REPLICATION_FACTOR` (default 3).
-    pub replication_factor: i32,
-    /// `RELAY_*`: see `outbox::RelayConfig::from_lookup`.
-    pub relay: RelayConfig,
-    /// `CONSUMER_CONCURRENCY` (messages of different keys handled at once) and
-    /// `CONSUMER_MAX_RETRIES`: see `message_consumer::ConsumerTuning`.
-    pub consumer: ConsumerTuning,
+    /// What every service reads: the infrastructure, both topics (`OrderCreated` comes
+    /// from `ORDER_EVENTS_TOPIC`, outcomes go to `PAYMENT_EVENTS_TOPIC`), the consumer
+    /// group (default `payment-service`), the relay, the consumer, the inbox retention
+    /// (`DEDUP_RETENTION_HOURS`, compared with the order topic's `retention.ms` at
+    /// start) and `CRASH_AT` (`service_runtime::CommonConfig`).
+    pub common: CommonConfig,
     /// `PROVIDER_LATENCY_MS` (default 0), `PROVIDER_FAILURE_RATE` (0.0-1.0, default 0).
     pub provider: ProviderSettings,
     /// `DEDUP_FAST_PATH` (true|false, default true): ask Redis before the inbox, so
@@ -38,10 +29,6 @@ pub struct Config {
     pub dedup_fast_path: bool,
     /// `DEDUP_TTL_SECS` (default 86400): how long Redis remembers a message id.
     pub dedup_ttl: Duration,
-    /// `DEDUP_RETENTION_HOURS` (default 168, at least 1): how long the inbox remembers
-    /// an event id before the purge forgets it. Should be at least the order topic's
-    /// `retention.ms` (checked at start-up, see `retention.rs`).
-    pub dedup_retention: Duration,
     /// Teaching toggles for the failure drills (docs/en/09-failure-matrix.md), safe by
     /// default; each unsafe value removes one defence so a drill can show what it buys.
     pub unsafe_toggles: UnsafeToggles,
@@ -97,20 +84,7 @@ impl Config {
             ));
         }
         Ok(Self {
-            infra: InfraConfig::from_lookup(DEFAULTS, lookup)?,
-            order_events_topic: parse_var(lookup, "ORDER_EVENTS_TOPIC", "order-events".to_owned())?,
-            payment_events_topic: parse_var(
-                lookup,
-                "PAYMENT_EVENTS_TOPIC",
-                "payment-events".to_owned(),
-            )?,
-            consumer_group: parse_var(lookup, "CONSUMER_GROUP", "payment-service".to_owned())?,
-            replication_factor: parse_var(lookup, "TOPIC_REPLICATION_FACTOR", 3)?,
-            consumer: ConsumerTuning::from_lookup(lookup)?,
-            relay: RelayConfig::from_lookup(
-                format!("payment-relay-{}", std::process::id()),
-                lookup,
-            )?,
+            common: CommonConfig::from_lookup("payment-service", DEFAULTS, lookup)?,
             provider: ProviderSettings {
                 latency: Duration::from_millis(parse_var(lookup, "PROVIDER_LATENCY_MS", 0)?),
                 failure_rate,
@@ -118,7 +92,6 @@ impl Config {
             },
             dedup_fast_path: parse_var(lookup, "DEDUP_FAST_PATH", true)?,
             dedup_ttl: Duration::from_secs(dedup_ttl_secs),
-            dedup_retention: inbox::retention_from_lookup(lookup)?,
             unsafe_toggles: UnsafeToggles {
                 inbox_off: !parse_var(lookup, "DEDUP_INBOX", true)?,
                 offset_commit: parse_var(

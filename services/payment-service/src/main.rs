@@ -6,7 +6,7 @@ use payment_service::{App, Config};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    service_runtime::exit_on_error("payment-service", run().await)
+    lifecycle::exit_on_error("payment-service", run().await)
 }
 
 async fn run() -> Result<(), service_runtime::StartError> {
@@ -18,6 +18,6 @@ async fn run() -> Result<(), service_runtime::StartError> {
         })?;
     let app = App::build(config).await?;
     tracing::info!(addr = %app.local_addr(), "payment-service listening");
-    app.run_until_stopped().await;
+    app.run_until_stopped().await?;
     Ok(())
 }

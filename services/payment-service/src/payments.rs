@@ -178,7 +178,7 @@ impl Payments {
         // order-service (docs/en/07-tracing-and-metrics.md).
         outbox::enqueue(&mut tx, &message).await.map_err(database)?;
         // Crash point C1: everything above is still uncommitted and will roll back.
-        service_runtime::crash_point("C1");
+        lifecycle::CrashPoint::C1.reached();
         tx.commit().await.map_err(database)?;
         // Inside the message's `process` span: the line carries the order's trace id.
         tracing::info!(%event_id, order_id = %order.order_id, status, "payment applied");

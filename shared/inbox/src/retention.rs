@@ -8,10 +8,7 @@
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-use rdkafka::client::DefaultClientContext;
-use service_runtime::Shutdown;
+use lifecycle::Shutdown;
 use sqlx::PgPool;
 
 /// `DEDUP_RETENTION_HOURS`'s default: a week, the topics' `retention.ms` here.
@@ -59,7 +56,7 @@ pub async fn purge_periodically(
     retention: Duration,
     shutdown: Shutdown,
 ) {
-    loop {
+    lifecycle::every(PURGE_INTERVAL, &shutdown, || async {
         match crate::purge_older_than(&pool, &consumer_group, retention).await {
             Ok(deleted) => tracing::info!(
                 deleted,
@@ -70,41 +67,8 @@ pub async fn purge_periodically(
             // The next pass tries again; a missed purge only keeps rows longer.
             Err(error) => tracing::warn!(%error, "inbox purge failed"),
         }
-        tokio::select! {
-            () = shutdown.wait() => return,
-            () = tokio::time::sleep(PURGE_INTERVAL) => {},
-        }
-    }
-}
-
-/// The topic's `retention.ms` as the cluster reports it: `Ok(None)` for `-1`
-/// (kept for ever).
-pub async fn topic_retention(
-    bootstrap_servers: &str,
-    topic: &str,
-) -> Result<Option<Duration>, String> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers)
-        .create()
-        .map_err(|e| e.to_string())?;
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
-    let results = admin
-        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
-        .await
-        .map_err(|e| e.to_string())?;
-    let resource = results
-        .into_iter()
-        .next()
-        .ok_or("no answer")?
-        .map_err(|e| e.to_string())?;
-    let raw = resource
-        .get("retention.ms")
-        .and_then(|entry| entry.value.clone())
-        .ok_or("no retention.ms")?;
-    let ms: i64 = raw
-        .parse()
-        .map_err(|e| format!("retention.ms {raw:?}: {e}"))?;
-    Ok(u64::try_from(ms).ok().map(Duration::from_millis))
+    })
+    .await;
 }
 
 /// Whether the inbox remembers an id at least as long as the topic keeps the event.
@@ -116,7 +80,7 @@ pub fn dedup_outlives_topic(dedup: Duration, topic_retention: Option<Duration>) 
 /// Warns loudly when a copy of an event could still be read after its dedup record is
 /// purged: that copy would be applied again.
 pub async fn warn_if_shorter_than_topic(bootstrap_servers: &str, topic: &str, dedup: Duration) {
-    match topic_retention(bootstrap_servers, topic).await {
+    match kafka_config::topic_retention(bootstrap_servers, topic).await {
         Ok(topic_retention) if !dedup_outlives_topic(dedup, topic_retention) => {
             let topic_retention_ms =
                 topic_retention.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));

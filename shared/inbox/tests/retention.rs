@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use inbox::{dedup_outlives_topic, topic_retention};
+use inbox::dedup_outlives_topic;
+use kafka_config::topic_retention;
 use test_support::{create_unique_topic, ensure_stack};
 
 #[tokio::test]
@@ -46,7 +47,7 @@ async fn the_purge_loop_deletes_only_its_groups_old_rows() {
         .await
         .expect("row");
     }
-    let shutdown = service_runtime::Shutdown::default();
+    let shutdown = lifecycle::Shutdown::default();
     let purge = tokio::spawn(inbox::purge_periodically(
         pool.clone(),
         "mine".to_owned(),

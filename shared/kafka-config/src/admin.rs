@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{
-    AdminClient, AdminOptions, ConfigSource, NewTopic, ResourceSpecifier, TopicReplication,
+    AdminClient, AdminOptions, ConfigResource, ConfigSource, NewTopic, ResourceSpecifier,
+    TopicReplication,
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -92,21 +93,7 @@ pub async fn topic_durability(
         .map(|p| i32::try_from(p.replicas.len()).unwrap_or(i32::MAX))
         .min()
         .unwrap_or(0);
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap_servers)
-        .create()?;
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
-    let resources = admin
-        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
-        .await?;
-    let resource = resources
-        .into_iter()
-        .next()
-        .ok_or_else(|| KafkaAdminError::UnknownTopic(topic.to_owned()))?
-        .map_err(|code| KafkaAdminError::DescribeConfigs {
-            topic: topic.to_owned(),
-            reason: code.to_string(),
-        })?;
+    let resource = topic_configs(bootstrap_servers, topic).await?;
     let entries = resource.entry_map();
     let value = |name: &str| {
         entries
@@ -132,6 +119,50 @@ pub async fn topic_durability(
         unclean_leader_election: value("unclean.leader.election.enable"),
         unclean_leader_election_source: source.to_owned(),
     })
+}
+
+/// The topic's `retention.ms` as the cluster applies it: `Ok(None)` for `-1` (kept for
+/// ever). The inbox compares its own retention with it (`inbox::keep_within_retention`).
+pub async fn topic_retention(
+    bootstrap_servers: &str,
+    topic: &str,
+) -> Result<Option<Duration>, KafkaAdminError> {
+    let resource = topic_configs(bootstrap_servers, topic).await?;
+    let raw = resource
+        .get("retention.ms")
+        .and_then(|entry| entry.value.clone())
+        .ok_or_else(|| KafkaAdminError::DescribeConfigs {
+            topic: topic.to_owned(),
+            reason: "no retention.ms".to_owned(),
+        })?;
+    let ms: i64 = raw.parse().map_err(|e| KafkaAdminError::DescribeConfigs {
+        topic: topic.to_owned(),
+        reason: format!("retention.ms {raw:?}: {e}"),
+    })?;
+    Ok(u64::try_from(ms).ok().map(Duration::from_millis))
+}
+
+/// The topic's configuration as the brokers apply it (`DescribeConfigs`), each value
+/// with its source.
+async fn topic_configs(
+    bootstrap_servers: &str,
+    topic: &str,
+) -> Result<ConfigResource, KafkaAdminError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap_servers)
+        .create()?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let resources = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+        .await?;
+    resources
+        .into_iter()
+        .next()
+        .ok_or_else(|| KafkaAdminError::UnknownTopic(topic.to_owned()))?
+        .map_err(|code| KafkaAdminError::DescribeConfigs {
+            topic: topic.to_owned(),
+            reason: code.to_string(),
+        })
 }
 
 /// What the metadata says about one topic.

@@ -13,7 +13,7 @@ mod snapshot;
 
 pub use admin::{
     ClusterView, PartitionView, TopicDurability, TopicView, create_topic, describe_cluster,
-    describe_topic, topic_durability,
+    describe_topic, topic_durability, topic_retention,
 };
 pub use consumer::at_least_once_consumer;
 pub use producer::{Acks, ProducerSettings};
@@ -51,6 +51,36 @@ pub mod headers {
     /// `true` on a dead letter cut down because the broker refused the whole one (too
     /// large): reason, key and payload truncated, the original's extra headers dropped.
     pub const DLQ_TRUNCATED: &str = "dlq-truncated";
+
+    use rdkafka::message::{Header, OwnedHeaders, ToBytes};
+
+    /// The headers of an event as every producer of the project sends it: its id (what
+    /// consumers deduplicate on) and its type first, then `extra` (name, value) pairs
+    /// (a schema version, say). The trace context is added by
+    /// `telemetry::propagation::inject_kafka`.
+    pub fn for_event<'a>(
+        event_id: &str,
+        event_type: &str,
+        extra: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> OwnedHeaders {
+        from_pairs(
+            [(EVENT_ID, Some(event_id)), (EVENT_TYPE, Some(event_type))]
+                .into_iter()
+                .chain(extra.into_iter().map(|(name, value)| (name, Some(value)))),
+        )
+    }
+
+    /// Headers from (name, value) pairs, as given: a replayed dead letter's, a test's
+    /// hand-made message.
+    pub fn from_pairs<'a, V: ToBytes + ?Sized + 'a>(
+        pairs: impl IntoIterator<Item = (&'a str, Option<&'a V>)>,
+    ) -> OwnedHeaders {
+        pairs
+            .into_iter()
+            .fold(OwnedHeaders::new(), |headers, (key, value)| {
+                headers.insert(Header { key, value })
+            })
+    }
 }
 
 /// The dead-letter topic of `topic`: `<topic>.dlq`.

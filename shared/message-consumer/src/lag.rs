@@ -11,9 +11,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lifecycle::Shutdown;
 use rdkafka::Offset;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use service_runtime::Shutdown;
 use telemetry::Metrics;
 use telemetry::metrics::names;
 
@@ -46,9 +46,8 @@ pub(crate) async fn sample_periodically(
             }
             reported = now;
         }
-        tokio::select! {
-            () = shutdown.wait() => {},
-            () = tokio::time::sleep(LAG_SAMPLE_INTERVAL) => {},
+        if !shutdown.sleep(LAG_SAMPLE_INTERVAL).await {
+            break;
         }
     }
 }

@@ -37,12 +37,16 @@ mod message;
 mod offsets;
 mod parallel;
 pub mod replay;
+mod settings;
+mod worker;
 
 pub use classify::database_error;
-pub use consumer::{
-    ConsumerSettings, ConsumerTuning, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES, MIN_BUFFERED,
-    MessageConsumer, OffsetCommit, Processed,
-};
+pub use consumer::MessageConsumer;
 pub use counters::{LoopCounters, LoopCounts};
 pub use hand_over::REVOKE_WAIT;
 pub use message::{DedupLayer, EventHeaders, HandleError, Handled, Handler, ReceivedMessage};
+pub use settings::{
+    ConsumerSettings, ConsumerTuning, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES, MIN_BUFFERED,
+    OffsetCommit,
+};
+pub use worker::Processed;

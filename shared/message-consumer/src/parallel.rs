@@ -29,13 +29,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lifecycle::Shutdown;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use service_runtime::Shutdown;
 use tokio::sync::Semaphore;
 
-use crate::consumer::{OffsetCommit, Worker};
 use crate::hand_over::HandOver;
 use crate::offsets::{InFlight, Start};
+use crate::settings::OffsetCommit;
+use crate::worker::Worker;
 use crate::{Handler, ReceivedMessage};
 
 /// How long a graceful stop waits for the messages in flight to finish (they stop
@@ -151,7 +152,7 @@ impl<H: Handler> Lanes<H> {
             return false;
         }
         // Crash point C2: the effect is committed, the offset not stored yet.
-        service_runtime::crash_point("C2");
+        lifecycle::CrashPoint::C2.reached();
         let consumer = &self.consumer;
         let reached = self.in_flight.finish(topic, partition, offset, |position| {
             // `store_offset(o)` stores o + 1: the position is the next offset to read.
@@ -164,7 +165,7 @@ impl<H: Handler> Lanes<H> {
             // Crash point C3: the effect is committed, but an earlier offset of the
             // partition is unfinished, so the stored position stays before this
             // message. A crash here re-delivers it, and the inbox recognises it.
-            service_runtime::crash_point("C3");
+            lifecycle::CrashPoint::C3.reached();
         }
         true
     }

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use kafka_config::{KafkaAdminError, Record, headers};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use uuid::Uuid;
 
@@ -77,13 +76,7 @@ pub async fn replay(producer: &FutureProducer, letter: &Record) -> Result<Replay
         .ok_or(ReplayError::NoOriginalTopic(letter.offset))?
         .to_owned();
     let kept = original_headers(letter);
-    let mut hs = OwnedHeaders::new();
-    for (key, value) in &kept {
-        hs = hs.insert(Header {
-            key,
-            value: value.as_deref(),
-        });
-    }
+    let hs = headers::from_pairs(kept.iter().map(|(k, v)| (k.as_str(), v.as_deref())));
     let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic).headers(hs);
     if let Some(key) = &letter.key {
         record = record.key(key.as_slice());

@@ -10,9 +10,9 @@
 
 use std::time::{Duration, Instant};
 
+use lifecycle::Shutdown;
 use outbox::{ClaimStrategy, OutboxMessage, Relay, RelayConfig};
 use serde_json::json;
-use service_runtime::Shutdown;
 use sqlx::postgres::PgPoolOptions;
 use test_support::{TestDatabase, create_unique_topic, ensure_stack};
 

@@ -18,8 +18,8 @@
 
 use std::time::Duration;
 
+use lifecycle::Shutdown;
 use metrics::Gauge;
-use service_runtime::Shutdown;
 use sqlx::PgPool;
 use telemetry::Metrics;
 use telemetry::metrics::names;
@@ -81,14 +81,11 @@ impl OutboxGauges {
     /// Samples every [`SAMPLE_INTERVAL`] until shutdown; a failed sample keeps the last
     /// values and tries again at the next tick.
     pub async fn run(self, pool: PgPool, shutdown: Shutdown) {
-        while !shutdown.is_triggered() {
+        lifecycle::every(SAMPLE_INTERVAL, &shutdown, || async {
             if let Err(error) = self.sample_once(&pool).await {
                 tracing::debug!(%error, "outbox gauge sample failed");
             }
-            tokio::select! {
-                () = shutdown.wait() => {},
-                () = tokio::time::sleep(SAMPLE_INTERVAL) => {},
-            }
-        }
+        })
+        .await;
     }
 }

@@ -31,15 +31,17 @@
 
 mod failed;
 mod gauges;
-mod housekeeping;
+mod lookup;
 mod message;
 pub mod relay;
 
 pub use failed::{FailedRow, FailedRows, failed_rows, put_back_failed, retry_failed};
 pub use gauges::{COUNT_UNSENT_SQL, OutboxGauges};
-pub use housekeeping::purge_sent_once;
+pub use lookup::{OutboxEvent, events_of};
 pub use message::{OutboxMessage, enqueue};
-pub use relay::{ClaimStrategy, Relay, RelayConfig, RelayError, RelayMode, RelayReport};
+pub use relay::{
+    ClaimStrategy, Relay, RelayConfig, RelayError, RelayMode, RelayReport, purge_sent_once,
+};
 
 /// The outbox table and its notify trigger. Services run it with their own migrations
 /// (see `service_runtime::connect_and_migrate`).

@@ -100,7 +100,7 @@ async fn the_running_relay_purges_on_its_own() {
         10,
         Duration::from_secs(30),
     );
-    let stop = service_runtime::Shutdown::default();
+    let stop = lifecycle::Shutdown::default();
     let task = tokio::spawn(relay.run(stop.clone()));
     test_support::eventually(
         "the relay's housekeeping step deletes the aged row",

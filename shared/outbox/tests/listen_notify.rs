@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use lifecycle::Shutdown;
 use outbox::ClaimStrategy;
-use service_runtime::Shutdown;
 use sqlx::PgPool;
 use test_support::{create_unique_topic, eventually_with};
 

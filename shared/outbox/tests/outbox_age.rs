@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use lifecycle::Shutdown;
 use outbox::{ClaimStrategy, OutboxGauges, Relay};
-use service_runtime::Shutdown;
 use sqlx::PgPool;
 use test_support::{create_unique_topic, eventually, unused_port};
 

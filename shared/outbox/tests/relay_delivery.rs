@@ -7,9 +7,9 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use lifecycle::Shutdown;
 use outbox::{ClaimStrategy, Relay, RelayMode};
 use serde_json::json;
-use service_runtime::Shutdown;
 use sqlx::PgPool;
 use test_support::{create_unique_topic, eventually};
 

@@ -10,9 +10,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
+use lifecycle::Shutdown;
 use outbox::{ClaimStrategy, OutboxMessage, Relay, RelayMode};
 use serde_json::json;
-use service_runtime::Shutdown;
 use sqlx::PgPool;
 use test_support::{create_unique_topic, ensure_stack, eventually, eventually_with, unique_name};
 

@@ -24,7 +24,7 @@ use telemetry::propagation;
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
-use crate::Shutdown;
+use lifecycle::Shutdown;
 
 /// Routes that are polled (probes, scrapes): counted, but not traced, so they do not
 /// bury the traces of real requests.
@@ -104,13 +104,10 @@ async fn render(State(metrics): State<Metrics>) -> impl IntoResponse {
 /// Folds histogram samples into their buckets every few seconds until shutdown, so an
 /// unscraped service's memory stays bounded (a scrape does the same work).
 pub async fn metrics_upkeep(metrics: Metrics, shutdown: Shutdown) {
-    while !shutdown.is_triggered() {
+    lifecycle::every(Duration::from_secs(5), &shutdown, || async {
         metrics.run_upkeep();
-        tokio::select! {
-            () = shutdown.wait() => {},
-            () = tokio::time::sleep(Duration::from_secs(5)) => {},
-        }
-    }
+    })
+    .await;
 }
 
 /// The method as a label value: the standard methods by name, anything else `other`,

@@ -31,7 +31,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
-use crate::{Shutdown, StartError, shutdown_signal};
+use lifecycle::{Shutdown, shutdown_signal};
+
+use crate::StartError;
 
 /// How long a client has to send a request's headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);

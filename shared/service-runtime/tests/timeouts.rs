@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use service_runtime::{HttpServer, Shutdown};
+use lifecycle::Shutdown;
+use service_runtime::HttpServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn serve(router: Router) -> (std::net::SocketAddr, Shutdown) {

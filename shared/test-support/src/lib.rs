@@ -14,7 +14,8 @@ mod stop;
 pub use database::TestDatabase;
 pub use eventually::{eventually, eventually_with};
 pub use service_checks::{
-    assert_bad_database_url_fails_fast, assert_live_and_ready, table_names, unused_port,
+    assert_bad_database_url_fails_fast, assert_live_and_ready,
+    assert_unknown_crash_point_fails_fast, table_names, unused_port,
 };
 pub use stack::{StackUrls, ensure_stack, repo_root};
 pub use stop::StopHandle;

@@ -79,3 +79,28 @@ pub fn assert_bad_database_url_fails_fast(binary: &str, service: &str) {
         "the password is redacted: {stderr}"
     );
 }
+
+/// A `CRASH_AT` that names no crash point of the failure matrix (a typo in a drill)
+/// stops the service at start with one line naming the variable, instead of running the
+/// drill silently without its crash.
+pub fn assert_unknown_crash_point_fails_fast(binary: &str, service: &str) {
+    let out = std::process::Command::new(binary)
+        .env("CRASH_AT", "R9")
+        .env("PORT", "0")
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run the service binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one line, no backtrace: {stderr}"
+    );
+    assert!(
+        stderr.starts_with(&format!(
+            "{service}: error: CRASH_AT=\"R9\": no crash point \"R9\": one of A1, A2"
+        )),
+        "{stderr}"
+    );
+}

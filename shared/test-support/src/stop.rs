@@ -8,22 +8,36 @@ use tokio::task::JoinHandle;
 /// (bounded) for the graceful shutdown to finish.
 #[derive(Debug)]
 pub struct StopHandle {
-    switch: service_runtime::Shutdown,
-    task: JoinHandle<()>,
+    switch: lifecycle::Shutdown,
+    task: JoinHandle<Result<(), Vec<lifecycle::TaskFailure>>>,
 }
 
 impl StopHandle {
-    pub fn new(switch: service_runtime::Shutdown, task: JoinHandle<()>) -> Self {
+    pub fn new(
+        switch: lifecycle::Shutdown,
+        task: JoinHandle<Result<(), Vec<lifecycle::TaskFailure>>>,
+    ) -> Self {
         Self { switch, task }
     }
 
+    /// For one loop a test spawned itself (a consumer, a relay), not a whole service.
+    pub fn for_loop(switch: lifecycle::Shutdown, task: JoinHandle<()>) -> Self {
+        let task = tokio::spawn(async move {
+            task.await.expect("the loop ran to its end");
+            Ok(())
+        });
+        Self::new(switch, task)
+    }
+
     /// The bound is above the service's own (30 s for its loops, then the pool), so a
-    /// slow loop shows as the service's "did not stop" error, not as this timeout.
+    /// slow loop shows as the service's "did not stop" error, not as this timeout. A
+    /// background loop that ended before the stop fails the test.
     pub async fn stop(self) {
         self.switch.trigger();
         tokio::time::timeout(Duration::from_secs(60), self.task)
             .await
             .expect("service stops within 60s of its shutdown switch")
-            .expect("service task");
+            .expect("service task")
+            .expect("no background loop of the service ended before its stop");
     }
 }

@@ -1,6 +1,6 @@
 //! The fault buttons. Each calls the code path the drills use — `ServiceProcess::kill9`,
 //! the cuttable proxies, `publish_copies_to`, `publish_poison_to` of
-//! `tools/failure-drills`, and `infra/native/kafka.sh`/`redis.sh`/`services.sh` — never
+//! `tools/drills` (matrix/), and `infra/native/kafka.sh`/`redis.sh`/`services.sh` — never
 //! a second copy. Every press leaves a mark on the timeline, failed ones with the reason.
 
 use std::sync::Mutex;
@@ -117,7 +117,7 @@ pub async fn perform(
     }
     let result = match (control, action) {
         (_, Action::Redeliver { n }) => redeliver(targets, *n).await,
-        (_, Action::Poison) => failure_drills::drills::poison::publish_poison_to(
+        (_, Action::Poison) => drills::matrix::poison::publish_poison_to(
             &targets.kafka,
             &targets.order_topic,
             &targets.payment_topic,
@@ -126,7 +126,7 @@ pub async fn perform(
         .map(|()| {
             format!(
                 "{} poison messages published (order and payment topics): each goes to <topic>.dlq",
-                failure_drills::drills::poison::POISON_COUNT
+                drills::matrix::poison::POISON_COUNT
             )
         })
         .map_err(|e| anyhow::anyhow!("{e}")),
@@ -142,10 +142,9 @@ async fn redeliver(targets: &Targets, n: usize) -> anyhow::Result<String> {
     if n == 0 || n > 1000 {
         bail!("re-deliver 1..=1000 messages");
     }
-    let sent =
-        failure_drills::drills::poison::publish_copies_to(&targets.kafka, &targets.order_topic, n)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sent = drills::matrix::poison::publish_copies_to(&targets.kafka, &targets.order_topic, n)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if sent < n {
         bail!("only {sent} events on the topic yet: re-delivered {sent}, not {n}");
     }
@@ -466,7 +465,7 @@ async fn native_action(
         Action::CutPaymentDb => {
             if native.payment_db.is_none() {
                 // payment-service restarted through the drills' proxy, once.
-                let proxy = failure_drills::proxy::CuttableProxy::start("127.0.0.1:5432".into())
+                let proxy = drills::proxy::CuttableProxy::start("127.0.0.1:5432".into())
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 native.payment_db = Some(proxy);

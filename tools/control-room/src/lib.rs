@@ -4,7 +4,7 @@
 //! switch a defence off) and shows, with the reconciliation checker's own code, that
 //! nothing was lost and nothing applied twice.
 //!
-//! Mechanism only: every fault is the drills' code path (`tools/failure-drills`,
+//! Mechanism only: every fault is the drills' code path (`tools/drills`,
 //! `infra/native/*.sh`), every verdict `tools/reconcile`'s, every trace `tools/trace-view`'s.
 
 pub mod counters;

@@ -86,7 +86,7 @@ impl Generator {
                 let request = http
                     .post(&url)
                     .header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
-                    .json(&failure_drills::load::order_body(i));
+                    .json(&drills::load::order_body(i));
                 let state = Arc::clone(&state);
                 tokio::spawn(async move {
                     let created = request

@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use drills::DrillEnv;
 use drills::cluster::DrillCluster;
-use failure_drills::DrillEnv;
-use failure_drills::process::ServiceProcess;
-use failure_drills::proxy::CuttableProxy;
+use drills::process::ServiceProcess;
+use drills::proxy::CuttableProxy;
 use service_config::{DEFAULT_KAFKA_BOOTSTRAP_SERVERS, DEFAULT_POSTGRES_SERVER};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -143,7 +143,7 @@ pub async fn prepare(mode: Mode) -> anyhow::Result<(Targets, Control)> {
 }
 
 fn native() -> (anyhow::Result<Targets>, Control) {
-    let root = drills::cluster::repo_root();
+    let root = test_support::repo_root();
     let state = drills::cluster::state_dir();
     let port = |name: &str, default: u16| {
         std::fs::read_to_string(state.join(format!("services/{name}.port")))
@@ -225,7 +225,7 @@ async fn own(mode: Mode) -> anyhow::Result<(anyhow::Result<Targets>, Control)> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     env.redis_url = format!("redis://{}", redis.listen);
-    let payment_db = failure_drills::drills::outages::payment_database_behind_proxy(&mut env)
+    let payment_db = drills::matrix::outages::payment_database_behind_proxy(&mut env)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let run_dir = drills::cluster::state_dir().join(format!("control-room/{}", env.order_group));

@@ -9,8 +9,10 @@
 
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
+
+use crate::error::DrillError;
+use crate::native_script;
 
 /// The node numbers of the brokers; node 4 is the controller.
 pub const BROKERS: [i32; 3] = [1, 2, 3];
@@ -21,18 +23,15 @@ pub const CONTROLLER: i32 = 4;
 pub struct DrillCluster {
     name: String,
     port_base: u16,
-    script: PathBuf,
 }
 
 impl DrillCluster {
     /// Starts a fresh split-topology cluster (wiping any earlier state of that name).
     /// Brokers on `port_base`..+2, controller on +100, exporters on +200..+203.
-    pub fn start(name: &str, port_base: u16) -> Result<Self, String> {
-        let script = repo_root().join("infra/native/kafka.sh");
+    pub fn start(name: &str, port_base: u16) -> Result<Self, DrillError> {
         let cluster = Self {
             name: name.to_owned(),
             port_base,
-            script,
         };
         cluster.run(&["wipe"])?;
         cluster.run(&["start"])?;
@@ -65,27 +64,20 @@ impl DrillCluster {
     }
 
     /// `kafka.sh <command> [node]` for this cluster.
-    pub fn run(&self, args: &[&str]) -> Result<(), String> {
-        let status = Command::new("bash")
-            .arg(&self.script)
-            .args(args)
+    pub fn run(&self, args: &[&str]) -> Result<(), DrillError> {
+        let mut kafka_sh = native_script::command("kafka.sh", args);
+        kafka_sh
             .env("KAFKA_CLUSTER", &self.name)
             .env("KAFKA_PORT_BASE", self.port_base.to_string())
             .env("KAFKA_TOPOLOGY", "split")
             // The exporters' ports follow the base (the default), whatever the caller's
             // environment says.
-            .env_remove("KAFKA_METRICS_PORT_BASE")
-            .status()
-            .map_err(|e| format!("running kafka.sh {args:?}: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("kafka.sh {args:?} failed: {status}"))
-        }
+            .env_remove("KAFKA_METRICS_PORT_BASE");
+        native_script::run(kafka_sh, &format!("kafka.sh {args:?}"))
     }
 
     /// `kafka.sh <verb>-node <id>` (kill, freeze, thaw, start, stop).
-    pub fn node(&self, verb: &str, id: i32) -> Result<(), String> {
+    pub fn node(&self, verb: &str, id: i32) -> Result<(), DrillError> {
         self.run(&[&format!("{verb}-node"), &id.to_string()])
     }
 }
@@ -100,20 +92,16 @@ impl Drop for DrillCluster {
     }
 }
 
-/// The repository's top directory.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// `$STATE_DIR`, by default the repository's `.state`.
 pub fn state_dir() -> PathBuf {
-    std::env::var_os("STATE_DIR").map_or_else(|| repo_root().join(".state"), PathBuf::from)
+    std::env::var_os("STATE_DIR")
+        .map_or_else(|| test_support::repo_root().join(".state"), PathBuf::from)
 }
 
 /// The first base in `candidates` whose ports (brokers, controller, exporters, the
 /// drill's Prometheus on +290) nobody listens on, so that two checkouts running the
 /// drills on one machine do not collide.
-pub fn free_port_base(candidates: &[u16]) -> Result<u16, String> {
+pub fn free_port_base(candidates: &[u16]) -> Result<u16, DrillError> {
     let taken = |port: u16| {
         TcpStream::connect_timeout(
             &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
@@ -128,5 +116,5 @@ pub fn free_port_base(candidates: &[u16]) -> Result<u16, String> {
             let ports = [0, 1, 2, 100, 200, 201, 202, 203, 290];
             !ports.iter().any(|off| taken(base + off))
         })
-        .ok_or_else(|| format!("no free port base among {candidates:?}"))
+        .ok_or_else(|| DrillError::Setup(format!("no free port base among {candidates:?}")))
 }

@@ -10,13 +10,14 @@
 
 use std::process::Command;
 
-use drills::cluster::{DrillCluster, free_port_base, repo_root};
-use drills::outbox_relay::{Fault, relay_through};
-use drills::prometheus::DrillPrometheus;
-use drills::replication::{AlertCheck, Outcome, leader_failover, too_few_in_sync_replicas};
-use drills::replication_factor::{LeaderLoss, replication_factor};
-use drills::unclean_election::unclean_election;
+use drills::cluster::{DrillCluster, free_port_base};
+use drills::store::outbox_relay::{Fault, relay_through};
+use drills::store::prometheus::DrillPrometheus;
+use drills::store::replication::{AlertCheck, Outcome, leader_failover, too_few_in_sync_replicas};
+use drills::store::replication_factor::{LeaderLoss, replication_factor};
+use drills::store::unclean_election::unclean_election;
 use kafka_config::Acks;
+use test_support::repo_root;
 
 const COUNT: usize = 100;
 

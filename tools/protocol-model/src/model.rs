@@ -707,6 +707,23 @@ impl Model for ProtocolModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        properties::all()
+        use properties::{
+            LOG_FULL, NO_DOUBLE_EFFECT, NO_LOSS, OFFSET_SAFE, PER_KEY_ORDER,
+            no_accepted_order_lost, no_effect_applied_twice, per_key_order_kept,
+            stored_offset_never_passes_unapplied,
+        };
+        vec![
+            Property::always(NO_LOSS, |m: &Self, s: &State| {
+                no_accepted_order_lost(s, m.at_rest(s))
+            }),
+            Property::always(NO_DOUBLE_EFFECT, |_, s: &State| no_effect_applied_twice(s)),
+            Property::always(PER_KEY_ORDER, |_, s: &State| per_key_order_kept(s)),
+            Property::always(OFFSET_SAFE, |_, s: &State| {
+                stored_offset_never_passes_unapplied(s)
+            }),
+            Property::sometimes(LOG_FULL, |_, s: &State| {
+                usize::from(s.log_len) == crate::state::MAX_LOG
+            }),
+        ]
     }
 }

@@ -7,9 +7,6 @@
 //! The fault budget is finite, so every run reaches rest; an order that is accepted and
 //! unpaid there is lost for good, not merely late.
 
-use stateright::Property;
-
-use crate::model::ProtocolModel;
 use crate::state::{MAX_INTENTS, State};
 
 pub const NO_LOSS: &str = "no accepted order lost";
@@ -20,29 +17,19 @@ pub const OFFSET_SAFE: &str = "stored offset never passes an unapplied message";
 /// `MAX_LOG` records, so the sends past it were not explored.
 pub const LOG_FULL: &str = "bound reached: the partition is full";
 
-/// The safety properties, in the order reports list them.
+/// The safety properties, in the order reports list them. The model checks each as an
+/// `always` over its states (`ProtocolModel::properties`), and `LOG_FULL` as a
+/// `sometimes`.
 pub const NAMES: [&str; 4] = [NO_LOSS, NO_DOUBLE_EFFECT, PER_KEY_ORDER, OFFSET_SAFE];
 
-pub fn all() -> Vec<Property<ProtocolModel>> {
-    vec![
-        Property::always(NO_LOSS, no_accepted_order_lost),
-        Property::always(NO_DOUBLE_EFFECT, no_effect_applied_twice),
-        Property::always(PER_KEY_ORDER, per_key_order_kept),
-        Property::always(OFFSET_SAFE, stored_offset_never_passes_unapplied),
-        Property::sometimes(LOG_FULL, |_, s: &State| {
-            usize::from(s.log_len) == crate::state::MAX_LOG
-        }),
-    ]
-}
-
 /// At rest, every committed order has its payment.
-pub fn no_accepted_order_lost(m: &ProtocolModel, s: &State) -> bool {
-    s.accepted().all(|(o, _)| s.payments[usize::from(o)] > 0) || !m.at_rest(s)
+pub fn no_accepted_order_lost(s: &State, at_rest: bool) -> bool {
+    s.accepted().all(|(o, _)| s.payments[usize::from(o)] > 0) || !at_rest
 }
 
 /// Per client order: at most one payment row and one provider charge, over every order
 /// row made for it (a retry without a key makes a second row: a double as well).
-pub fn no_effect_applied_twice(_: &ProtocolModel, s: &State) -> bool {
+pub fn no_effect_applied_twice(s: &State) -> bool {
     (0..MAX_INTENTS as u8).all(|intent| {
         let (mut payments, mut charges) = (0u8, 0u8);
         for (o, row) in s.orders.iter().enumerate() {
@@ -56,12 +43,12 @@ pub fn no_effect_applied_twice(_: &ProtocolModel, s: &State) -> bool {
 }
 
 /// A key's events reach the partition (first copies) and take effect in `seq` order.
-pub fn per_key_order_kept(_: &ProtocolModel, s: &State) -> bool {
+pub fn per_key_order_kept(s: &State) -> bool {
     !s.publication_out_of_order && !s.effects_out_of_order
 }
 
 /// Every record before the group's committed offset has its effect applied.
-pub fn stored_offset_never_passes_unapplied(_: &ProtocolModel, s: &State) -> bool {
+pub fn stored_offset_never_passes_unapplied(s: &State) -> bool {
     s.log()
         .iter()
         .take(usize::from(s.committed_offset))

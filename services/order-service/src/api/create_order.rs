@@ -15,9 +15,9 @@ use telemetry::propagation::TraceHeaders;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use super::error::FieldError;
+use super::error::{FieldError, ProblemDetails};
 use super::idempotency::{self, Claim, IdempotencyKey, SavedResponse};
-use super::read_orders::load_order;
+use super::order_view::load_order;
 use super::{ApiError, ApiState};
 use crate::direct_publish::{LoggedEvent, PublishError};
 use crate::events::{ORDER_CREATED, OrderCreated, SCHEMA_VERSION};
@@ -117,26 +117,26 @@ impl CreateOrder {
     ),
     request_body(content = CreateOrder, content_type = "application/json"),
     responses(
-        (status = 201, description = "Created (or the first answer replayed)", body = super::read_orders::OrderView,
+        (status = 201, description = "Created (or the first answer replayed)", body = super::order_view::OrderView,
             headers(("Location" = String, description = "/orders/{id}"),
                     ("Idempotent-Replayed" = String, description = "`true` on a replayed answer")),
             links(("GetOrderById" = (operation_id = "get_order", parameters(("id" = "$response.body#/id")),
                 description = "The order just created, with its timeline")))),
-        (status = 400, description = "Malformed body or Idempotency-Key", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 405, description = "Method not allowed on /orders (see Allow)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed body or Idempotency-Key", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 405, description = "Method not allowed on /orders (see Allow)", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 409, description = "A request with this key is still in flight; retry after Retry-After",
-            body = super::openapi::ProblemDetails, content_type = "application/problem+json",
+            body = ProblemDetails, content_type = "application/problem+json",
             headers(("Retry-After" = String, description = "seconds"))),
-        (status = 413, description = "Body larger than 16 KiB", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 415, description = "Content-Type is not application/json", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than 16 KiB", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 415, description = "Content-Type is not application/json", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields (see `errors`), or the key was used with another body",
-            body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+            body = ProblemDetails, content_type = "application/problem+json"),
         (status = 500, description = "Internal error; or, in PUBLISH_MODE=direct, the event could not be \
             written to the send log (the order IS stored)",
-            body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+            body = ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable, or no answer within the request timeout; or, in \
             PUBLISH_MODE=direct, Kafka did not acknowledge (the order IS stored, its event will be re-pushed)",
-            body = super::openapi::ProblemDetails, content_type = "application/problem+json",
+            body = ProblemDetails, content_type = "application/problem+json",
             headers(("Retry-After" = String, description = "seconds"))),
     )
 )]
@@ -257,7 +257,7 @@ async fn store_and_publish(
         // in the send log. A crash here loses the event: no outbox row, no log line,
         // nothing will ever send it. The outbox closes exactly this window
         // (docs/en/02-produce.md, "The log-based alternative").
-        service_runtime::crash_point("A2");
+        lifecycle::CrashPoint::A2.reached();
         // The request's trace context goes into the send log with the event: the send
         // below, or a re-push later, continues this request's trace.
         let trace = TraceHeaders::current();
@@ -283,7 +283,7 @@ async fn store_and_publish(
     // Crash point A1: committed (and in direct mode acknowledged), not yet answered. The
     // client sees an error and retries; the Idempotency-Key makes the retry replay this
     // answer instead of a second order.
-    service_runtime::crash_point("A1");
+    lifecycle::CrashPoint::A1.reached();
 
     Ok(answer.first())
 }

@@ -205,3 +205,23 @@ fn order_location(order_id: uuid::Uuid) -> HeaderValue {
     HeaderValue::from_str(&format!("/orders/{order_id}"))
         .unwrap_or_else(|_| HeaderValue::from_static("/orders"))
 }
+
+/// The shape of every error answer (`http_problem::Problem` as it serialises).
+/// Only for the document: the handlers build `Problem`s.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // read by the OpenAPI derive only
+pub struct ProblemDetails {
+    /// A stable identifier of the problem, e.g. `/problems/invalid-order`.
+    #[schema(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    /// What happened and what to do.
+    detail: String,
+    /// For `invalid-order`: one entry per offending field.
+    errors: Option<Vec<FieldError>>,
+    /// For the idempotency problems.
+    idempotency_key: Option<String>,
+    /// For `broker-unavailable`: the order that IS stored.
+    order_id: Option<String>,
+}

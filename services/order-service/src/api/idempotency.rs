@@ -25,8 +25,8 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use lifecycle::Shutdown;
 use serde_json::Value;
-use service_runtime::Shutdown;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
@@ -271,17 +271,14 @@ pub async fn purge_expired_once(pool: &PgPool, retention: Duration) -> Result<u6
 
 /// The background purge: a pass every few minutes until shutdown.
 pub async fn purge_expired(pool: PgPool, retention: Duration, shutdown: Shutdown) {
-    while !shutdown.is_triggered() {
+    lifecycle::every(PURGE_EVERY, &shutdown, || async {
         match purge_expired_once(&pool, retention).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired idempotency keys deleted"),
             Err(error) => tracing::warn!(%error, "idempotency key purge failed"),
         }
-        tokio::select! {
-            () = shutdown.wait() => break,
-            () = tokio::time::sleep(PURGE_EVERY) => {},
-        }
-    }
+    })
+    .await;
 }
 
 fn in_flight(key: &IdempotencyKey) -> IdempotencyError {

@@ -34,6 +34,7 @@ mod create_order;
 mod error;
 pub mod idempotency;
 mod openapi;
+mod order_view;
 mod read_orders;
 
 use std::time::Duration;

@@ -3,34 +3,12 @@
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use serde::Deserialize;
 use uuid::Uuid;
 
+use super::error::ProblemDetails;
+use super::order_view::{OrderSummary, OrderView, load_order};
 use super::{ApiError, ApiState};
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OrderView {
-    pub id: Uuid,
-    pub customer_id: String,
-    pub amount_minor: i64,
-    pub currency: String,
-    pub status: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// What happened to the order, oldest first: created, event published, paid/failed.
-    pub timeline: Vec<TimelineEntry>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TimelineEntry {
-    pub at: DateTime<Utc>,
-    pub what: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub detail: Option<serde_json::Value>,
-}
 
 #[utoipa::path(
     get,
@@ -42,12 +20,12 @@ pub struct TimelineEntry {
     params(("id" = Uuid, Path, description = "The order id (from the Location of POST /orders)")),
     responses(
         (status = 200, body = OrderView),
-        (status = 400, description = "The id is not a UUID", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 404, description = "No order has this id", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 405, description = "Method not allowed (see Allow)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 400, description = "The id is not a UUID", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 404, description = "No order has this id", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 405, description = "Method not allowed (see Allow)", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable, or no answer within the request timeout",
-            body = super::openapi::ProblemDetails, content_type = "application/problem+json",
+            body = ProblemDetails, content_type = "application/problem+json",
             headers(("Retry-After" = String, description = "seconds"))),
     )
 )]
@@ -68,72 +46,6 @@ pub async fn get_order(
     Ok(Json(load_order(&mut conn, id).await?))
 }
 
-/// The order and its timeline, assembled from the order row and its outbox rows, as
-/// `conn` sees them (inside `create_order`'s transaction: its own uncommitted rows).
-pub async fn load_order(conn: &mut PgConnection, id: Uuid) -> Result<OrderView, ApiError> {
-    let order = sqlx::query!(
-        r#"SELECT id, customer_id, amount_minor, currency, status, created_at, updated_at,
-                  payment_event_id, payment_reason
-           FROM orders WHERE id = $1"#,
-        id
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(ApiError::NotFound(id))?;
-
-    let mut timeline = vec![TimelineEntry {
-        at: order.created_at,
-        what: "created".into(),
-        detail: None,
-    }];
-    let events = sqlx::query!(
-        r#"SELECT id, topic, event_type, state, attempts, kafka_partition, kafka_offset,
-                  created_at, sent_at, last_error
-           FROM outbox WHERE aggregate_id = $1 ORDER BY seq"#,
-        id.to_string()
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    for e in events {
-        let detail = serde_json::json!({
-            "event_id": e.id, "event_type": e.event_type, "topic": e.topic, "state": e.state,
-            "partition": e.kafka_partition, "offset": e.kafka_offset, "attempts": e.attempts,
-            "last_error": e.last_error,
-        });
-        let (at, what) = match e.sent_at {
-            Some(sent) => (sent, format!("{} published", e.event_type)),
-            None => (
-                e.created_at,
-                format!("{} waiting in the outbox", e.event_type),
-            ),
-        };
-        timeline.push(TimelineEntry {
-            at,
-            what,
-            detail: Some(detail),
-        });
-    }
-    if order.status != "PENDING_PAYMENT" {
-        timeline.push(TimelineEntry {
-            at: order.updated_at,
-            what: format!("payment result: {}", order.status),
-            detail: Some(serde_json::json!({
-                "payment_event_id": order.payment_event_id, "reason": order.payment_reason,
-            })),
-        });
-    }
-    Ok(OrderView {
-        id: order.id,
-        customer_id: order.customer_id,
-        amount_minor: order.amount_minor,
-        currency: order.currency,
-        status: order.status,
-        created_at: order.created_at,
-        updated_at: order.updated_at,
-        timeline,
-    })
-}
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
@@ -150,15 +62,6 @@ fn default_limit() -> i64 {
     20
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OrderSummary {
-    pub id: Uuid,
-    pub status: String,
-    pub amount_minor: i64,
-    pub currency: String,
-    pub created_at: DateTime<Utc>,
-}
-
 #[utoipa::path(
     get,
     path = "/orders",
@@ -167,11 +70,11 @@ pub struct OrderSummary {
     params(ListQuery),
     responses(
         (status = 200, body = Vec<OrderSummary>),
-        (status = 400, description = "limit is not a whole number from 1 to 200", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 405, description = "Method not allowed (see Allow)", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
-        (status = 500, description = "Internal error", body = super::openapi::ProblemDetails, content_type = "application/problem+json"),
+        (status = 400, description = "limit is not a whole number from 1 to 200", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 405, description = "Method not allowed (see Allow)", body = ProblemDetails, content_type = "application/problem+json"),
+        (status = 500, description = "Internal error", body = ProblemDetails, content_type = "application/problem+json"),
         (status = 503, description = "Database unavailable, or no answer within the request timeout",
-            body = super::openapi::ProblemDetails, content_type = "application/problem+json",
+            body = ProblemDetails, content_type = "application/problem+json",
             headers(("Retry-After" = String, description = "seconds"))),
     )
 )]

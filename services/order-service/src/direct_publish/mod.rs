@@ -44,11 +44,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_config::{ProducerSettings, headers};
+use lifecycle::Shutdown;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
-use service_runtime::Shutdown;
 use telemetry::propagation::{self, TraceHeaders};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -245,21 +244,11 @@ impl DirectPublisher {
         {
             propagation::set_parent(&span, trace.context());
         }
-        let mut kafka_headers = OwnedHeaders::new()
-            .insert(Header {
-                key: headers::EVENT_ID,
-                value: Some(id.as_str()),
-            })
-            .insert(Header {
-                key: headers::EVENT_TYPE,
-                value: Some(event.event_type.as_str()),
-            });
-        for (name, value) in &event.headers {
-            kafka_headers = kafka_headers.insert(Header {
-                key: name,
-                value: Some(value.as_str()),
-            });
-        }
+        let kafka_headers = headers::for_event(
+            &id,
+            &event.event_type,
+            event.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        );
         let kafka_headers = propagation::inject_kafka(&span, kafka_headers);
         let record = FutureRecord::to(&event.topic)
             .key(&event.key)

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use service_runtime::Shutdown;
+use lifecycle::Shutdown;
 
 use super::send_log::{SendLogError, settled_count};
 use super::{DirectPublisher, RETRY_AFTER};
@@ -82,15 +82,12 @@ pub(super) async fn repush_once(
 /// Passes every `RETRY_AFTER` until shutdown. The first pass runs at once: it sends
 /// what a previous process left unsettled.
 pub(super) async fn run(publisher: &DirectPublisher, shutdown: Shutdown) {
-    while !shutdown.is_triggered() {
+    lifecycle::every(RETRY_AFTER, &shutdown, || async {
         match publisher.repush_once().await {
             Ok(report) if report.due > 0 => tracing::info!(?report, "re-push pass"),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "re-push pass could not read the send log"),
         }
-        tokio::select! {
-            () = shutdown.wait() => break,
-            () = tokio::time::sleep(RETRY_AFTER) => {},
-        }
-    }
+    })
+    .await;
 }

@@ -11,12 +11,12 @@ use payment_service::Payments;
 use payment_service::provider::{PaymentProvider, ProviderSettings};
 use uuid::Uuid;
 
-use crate::support::{Counts, Service};
+use crate::common::{Counts, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_deliveries_of_one_event_apply_one_payment() {
     // The fast path off: every copy goes to the database, where the race is decided.
-    let svc = Service::start(&[("DEDUP_FAST_PATH", "false")]).await;
+    let svc = TestApp::spawn(&[("DEDUP_FAST_PATH", "false")]).await;
     let (order_id, event_id) = (Uuid::now_v7(), Uuid::now_v7());
     let message = Arc::new(svc.order_created_message(event_id, order_id));
     let copies = 20;

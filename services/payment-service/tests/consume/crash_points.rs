@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::support::{APPLIED_ONCE, Counts, Fixture};
+use crate::common::{APPLIED_ONCE, Counts, Fixture};
 
 fn spawn_service(fixture: &Fixture, crash_at: Option<&str>) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_payment-service"));

@@ -5,13 +5,13 @@
 use payment_service::StatsSnapshot;
 use uuid::Uuid;
 
-use crate::support::{Counts, Service};
+use crate::common::{Counts, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_same_order_created_delivered_three_times_is_paid_once() {
     // The fast path off: this test is about the inbox and the business key, the
     // database's own defences (the fast path has tests of its own).
-    let svc = Service::start(&[("DEDUP_FAST_PATH", "false")]).await;
+    let svc = TestApp::spawn(&[("DEDUP_FAST_PATH", "false")]).await;
     let order_id = Uuid::now_v7();
     let event_id = Uuid::now_v7();
     let new_event_id = Uuid::now_v7();

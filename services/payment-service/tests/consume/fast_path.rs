@@ -10,11 +10,11 @@ use payment_service::provider::{PaymentProvider, ProviderSettings};
 use test_support::eventually;
 use uuid::Uuid;
 
-use crate::support::{APPLIED_ONCE, Counts, Service};
+use crate::common::{APPLIED_ONCE, Counts, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_known_duplicate_is_suppressed_by_redis_before_the_database() {
-    let svc = Service::start(&[("DEDUP_FAST_PATH", "true")]).await;
+    let svc = TestApp::spawn(&[("DEDUP_FAST_PATH", "true")]).await;
     let (order_id, event_id) = (Uuid::now_v7(), Uuid::now_v7());
     svc.publish_order_created(event_id, order_id, 1).await;
     svc.publish_order_created(event_id, order_id, 1).await;
@@ -58,7 +58,7 @@ async fn with_redis_down_duplicates_are_still_suppressed_by_the_inbox() {
         .expect("free port")
         .port();
     let dead_redis = format!("redis://127.0.0.1:{port}");
-    let svc = Service::start(&[("DEDUP_FAST_PATH", "true"), ("REDIS_URL", &dead_redis)]).await;
+    let svc = TestApp::spawn(&[("DEDUP_FAST_PATH", "true"), ("REDIS_URL", &dead_redis)]).await;
     let (order_id, event_id) = (Uuid::now_v7(), Uuid::now_v7());
     svc.publish_order_created(event_id, order_id, 1).await;
     svc.publish_order_created(event_id, order_id, 1).await;
@@ -92,7 +92,7 @@ async fn with_redis_down_duplicates_are_still_suppressed_by_the_inbox() {
 /// first attempt, up for the retry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_attempt_that_rolls_back_is_not_remembered_so_its_retry_applies() {
-    let svc = Service::start(&[("DEDUP_FAST_PATH", "true")]).await;
+    let svc = TestApp::spawn(&[("DEDUP_FAST_PATH", "true")]).await;
     let (order_id, event_id) = (Uuid::now_v7(), Uuid::now_v7());
     let message = svc.order_created_message(event_id, order_id);
     let handler = |failure_rate: f64| Payments {

@@ -9,7 +9,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use test_support::{ensure_stack, eventually};
 use uuid::Uuid;
 
-use crate::support::Service;
+use crate::common::TestApp;
 
 const ORDERS: usize = 5;
 
@@ -17,7 +17,7 @@ const ORDERS: usize = 5;
 async fn a_group_reset_to_the_earliest_offset_pays_nothing_twice() {
     // The fast path off: the inbox, the durable defence, is what a late replay meets
     // (Redis may have forgotten the ids long ago).
-    let svc = Service::start(&[("DEDUP_FAST_PATH", "false")]).await;
+    let svc = TestApp::spawn(&[("DEDUP_FAST_PATH", "false")]).await;
     for _ in 0..ORDERS {
         svc.publish_order_created(Uuid::now_v7(), Uuid::now_v7(), 1)
             .await;
@@ -43,7 +43,7 @@ async fn a_group_reset_to_the_earliest_offset_pays_nothing_twice() {
     drop(consumer);
 
     // The service comes back: everything before the new sentinel is delivered again.
-    let svc = Service::start_on(fixture).await;
+    let svc = TestApp::spawn_on(fixture).await;
     svc.publish_sentinel_and_wait().await;
     let payments: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
         .fetch_one(&svc.pool)

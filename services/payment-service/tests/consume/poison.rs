@@ -5,11 +5,11 @@ use kafka_config::headers;
 use message_consumer::EventHeaders;
 use uuid::Uuid;
 
-use crate::support::{Counts, Service};
+use crate::common::{Counts, TestApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_poison_order_created_is_dead_lettered_and_the_service_goes_on() {
-    let svc = Service::start(&[]).await;
+    let svc = TestApp::spawn(&[]).await;
     let poison_order = Uuid::now_v7();
     let poison_event = Uuid::now_v7();
     let offset = svc

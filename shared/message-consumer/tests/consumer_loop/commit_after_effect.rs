@@ -23,7 +23,7 @@ async fn wait_applied(fx: &Fixture, n: usize) {
 /// What this does **not** show: that the offset waits for the effect. Committed before
 /// the effect (`OffsetCommit::BeforeEffect`) it passes too, since nothing crashes
 /// between the two. `shutdown_mid_retry_does_not_store_that_offset` below, and the
-/// failure matrix's C1 row (`tools/failure-drills/tests/matrix_subset.rs`, a crash
+/// failure matrix's C1 row (`tools/drills/tests/matrix_subset.rs`, a crash
 /// between commit and effect), are the ones that go red with the offset committed first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_instance_resumes_after_the_last_applied_message() {

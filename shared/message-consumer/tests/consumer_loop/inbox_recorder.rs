@@ -2,10 +2,10 @@
 //! delivery beside it: delivered vs duplicates suppressed vs applied, all counted by
 //! the database.
 
+use lifecycle::Shutdown;
 use message_consumer::{
     DedupLayer, EventHeaders, HandleError, Handled, Handler, MessageConsumer, ReceivedMessage,
 };
-use service_runtime::Shutdown;
 use test_support::StopHandle;
 
 use crate::support::Fixture;
@@ -41,7 +41,7 @@ pub fn start_member(fx: &Fixture, member: &'static str, work: std::time::Duratio
     let consumer = MessageConsumer::new(fx.settings(), handler).expect("consumer");
     let shutdown = Shutdown::default();
     let task = tokio::spawn(consumer.run(shutdown.clone()));
-    StopHandle::new(shutdown, task)
+    StopHandle::for_loop(shutdown, task)
 }
 
 /// Creates the inbox and the recorder's tables in the fixture's database.

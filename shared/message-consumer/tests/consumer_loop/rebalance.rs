@@ -32,7 +32,7 @@ async fn wait_deliveries(fx: &Fixture, member: &str, n: i64) {
 
 /// What this does **not** show: the commit-after-effect rule. A graceful hand-over
 /// crashes nothing, so a consumer that commits before the effect passes it as well; the
-/// failure matrix's C1 row (`tools/failure-drills/tests/matrix_subset.rs`) is the test
+/// failure matrix's C1 row (`tools/drills/tests/matrix_subset.rs`) is the test
 /// that loses an order when the offset goes first. What goes red here is the revoke
 /// hand-over (`hand_over.rs`): without it the new owner re-delivers what was in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

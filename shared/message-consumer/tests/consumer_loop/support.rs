@@ -10,10 +10,9 @@ use message_consumer::{
     ReceivedMessage,
 };
 
-use rdkafka::message::{Header, OwnedHeaders};
+use lifecycle::Shutdown;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
-use service_runtime::Shutdown;
 use sqlx::{Executor, PgPool};
 use test_support::{StopHandle, TestDatabase, create_unique_topic, ensure_stack, unique_name};
 use uuid::Uuid;
@@ -170,18 +169,12 @@ impl Fixture {
     pub fn start(&self, recorder: Recorder) -> StopHandle {
         let shutdown = Shutdown::default();
         let task = tokio::spawn(self.consumer(recorder).run(shutdown.clone()));
-        StopHandle::new(shutdown, task)
+        StopHandle::for_loop(shutdown, task)
     }
 
     /// Publishes raw headers and payload; returns the offset the broker gave it.
     pub async fn publish(&self, hs: &[(&str, &str)], payload: &[u8]) -> i64 {
-        let mut owned = OwnedHeaders::new();
-        for (key, value) in hs {
-            owned = owned.insert(Header {
-                key,
-                value: Some(*value),
-            });
-        }
+        let owned = headers::from_pairs(hs.iter().map(|(k, v)| (*k, Some(*v))));
         let record = FutureRecord::to(&self.topic)
             .key("k")
             .payload(payload)
@@ -218,15 +211,7 @@ impl Fixture {
         let id = Uuid::new_v4();
         let payload = format!(r#"{{"schema_version":{schema},"seq":{seq}}}"#);
         let id_text = id.to_string();
-        let owned = OwnedHeaders::new()
-            .insert(Header {
-                key: headers::EVENT_ID,
-                value: Some(id_text.as_str()),
-            })
-            .insert(Header {
-                key: headers::EVENT_TYPE,
-                value: Some("Test"),
-            });
+        let owned = headers::for_event(&id_text, "Test", []);
         let record = FutureRecord::to(&self.topic)
             .key(key)
             .payload(&payload)

@@ -8,16 +8,28 @@
 
 use std::process::ExitCode;
 
+use lifecycle::{Shutdown, shutdown_signal};
 use outbox::{Relay, RelayConfig};
 use service_config::{
     DEFAULT_KAFKA_BOOTSTRAP_SERVERS, DEFAULT_POSTGRES_SERVER, parse_bootstrap_servers, parse_url,
 };
-use service_runtime::{Shutdown, StartError, shutdown_signal};
 use sqlx::postgres::PgPoolOptions;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    service_runtime::exit_on_error("outbox-relay", run().await)
+    lifecycle::exit_on_error("outbox-relay", run().await)
+}
+
+/// Why the relay could not start: a bad variable, or a client that could not be made.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Config(#[from] service_config::ConfigError),
+    #[error("{variable}: {reason}")]
+    Client {
+        variable: &'static str,
+        reason: String,
+    },
 }
 
 async fn run() -> Result<(), StartError> {
@@ -28,6 +40,7 @@ async fn run() -> Result<(), StartError> {
     let bootstrap = lookup("KAFKA_BOOTSTRAP_SERVERS")
         .unwrap_or_else(|| DEFAULT_KAFKA_BOOTSTRAP_SERVERS.to_owned());
     parse_bootstrap_servers("KAFKA_BOOTSTRAP_SERVERS", &bootstrap)?;
+    lifecycle::crash_at_from_lookup(&lookup)?;
     let host = lookup("HOSTNAME").unwrap_or_else(|| "local".to_owned());
     let config = RelayConfig::from_lookup(
         format!("outbox-relay-{host}-{}", std::process::id()),

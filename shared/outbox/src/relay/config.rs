@@ -130,16 +130,22 @@ impl RelayConfig {
         let max_attempts = parse_at_least(lookup, "RELAY_MAX_ATTEMPTS", d.max_attempts, 1)?;
         let concurrency = parse_at_least(lookup, "RELAY_CONCURRENCY", d.concurrency, 1)?;
         let max_in_flight = parse_at_least(lookup, "RELAY_MAX_IN_FLIGHT", d.max_in_flight, 1)?;
-        let retention_hours: u64 = parse_var(lookup, "OUTBOX_RETENTION_HOURS", 168)?;
+        // The defaults are `new`'s, written once there.
+        let retention_hours: u64 = parse_var(
+            lookup,
+            "OUTBOX_RETENTION_HOURS",
+            d.retention.as_secs() / 3600,
+        )?;
         // Pauses are bounded: a huge value would hold every event back (and overflow the
         // timer that sleeps on it, a panic instead of a refusal).
-        let linger_ms = parse_millis_at_most(lookup, "RELAY_LINGER_MS", 20, 10_000)?;
-        let poll_ms = parse_millis_at_most(lookup, "RELAY_POLL_MS", 500, 3_600_000)?;
-        let lease_ms: u64 = parse_var(lookup, "RELAY_LEASE_MS", 30_000)?;
+        let linger_ms = parse_millis_at_most(lookup, "RELAY_LINGER_MS", millis(d.linger), 10_000)?;
+        let poll_ms =
+            parse_millis_at_most(lookup, "RELAY_POLL_MS", millis(d.poll_interval), 3_600_000)?;
+        let lease_ms: u64 = parse_var(lookup, "RELAY_LEASE_MS", millis(d.lease))?;
         let delivery_timeout_ms = parse_millis_at_most(
             lookup,
             "RELAY_DELIVERY_TIMEOUT_MS",
-            15_000,
+            millis(d.delivery_timeout),
             u64::from(u32::MAX),
         )?;
         if lease_ms < delivery_timeout_ms.saturating_mul(2) {
@@ -181,6 +187,10 @@ impl RelayConfig {
             u32::try_from(self.delivery_timeout.as_millis()).unwrap_or(u32::MAX);
         settings
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A number of milliseconds no larger than `max`, or a one-line error naming `name`.

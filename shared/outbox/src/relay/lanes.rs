@@ -21,9 +21,9 @@
 
 use std::sync::Arc;
 
-use service_runtime::Shutdown;
+use lifecycle::Shutdown;
 
-use super::{Relay, RelayError, Signals, backoff};
+use super::{Relay, RelayError, Signals};
 
 impl Relay {
     /// Starts the lanes of the wave mode on `tasks`.
@@ -82,7 +82,7 @@ impl Relay {
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     tracing::warn!(%error, failures, "relay pass failed");
-                    backoff(failures)
+                    lifecycle::backoff(failures, super::DATABASE_BACKOFF_CAP)
                 }
             };
             tokio::select! {

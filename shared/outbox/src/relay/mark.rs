@@ -106,7 +106,10 @@ pub(super) async fn release_for_retry(
         );
         return Ok(Released::GaveUp);
     }
-    let backoff = retry_backoff(row.attempts).as_secs_f64();
+    // Spaced out by the row's own attempts, so a row failing for a long time is tried
+    // less and less often, at most every 30 s.
+    let attempts = u32::try_from(row.attempts).unwrap_or(0);
+    let backoff = lifecycle::backoff(attempts, SEND_RETRY_CAP).as_secs_f64();
     let updated = sqlx::query!(
         r#"UPDATE outbox
               SET state = 'PENDING', last_error = $3,
@@ -126,7 +129,5 @@ pub(super) async fn release_for_retry(
     })
 }
 
-fn retry_backoff(attempts: i32) -> Duration {
-    let exp = u32::try_from(attempts.clamp(0, 9)).unwrap_or(0);
-    Duration::from_millis(100 * (1u64 << exp)).min(Duration::from_secs(30))
-}
+/// The longest a failed row waits before its next claim.
+const SEND_RETRY_CAP: Duration = Duration::from_secs(30);

@@ -11,7 +11,6 @@ use std::time::Instant;
 use futures::future::join_all;
 use kafka_config::headers;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::future_producer::{Delivery, DeliveryFuture};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use telemetry::propagation::{self, TraceHeaders};
@@ -138,25 +137,13 @@ pub(super) fn enqueue(producer: &FutureProducer, row: &ClaimedRow) -> Result<Sen
     {
         propagation::set_parent(&span, trace.context());
     }
-    let mut kafka_headers = OwnedHeaders::new()
-        .insert(Header {
-            key: headers::EVENT_ID,
-            value: Some(event_id.as_str()),
-        })
-        .insert(Header {
-            key: headers::EVENT_TYPE,
-            value: Some(row.event_type.as_str()),
-        });
-    if let Some(extra) = row.headers.as_object() {
-        for (name, value) in extra {
-            if let Some(value) = value.as_str() {
-                kafka_headers = kafka_headers.insert(Header {
-                    key: name,
-                    value: Some(value),
-                });
-            }
-        }
-    }
+    // The row's own headers (a JSON object of strings) follow the id and the type.
+    let extra = row.headers.as_object().into_iter().flatten();
+    let kafka_headers = headers::for_event(
+        &event_id,
+        &row.event_type,
+        extra.filter_map(|(name, value)| Some((name.as_str(), value.as_str()?))),
+    );
     let kafka_headers = propagation::inject_kafka(&span, kafka_headers);
     let record = FutureRecord::to(&row.topic)
         .key(&row.message_key)

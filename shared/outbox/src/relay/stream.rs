@@ -41,13 +41,13 @@ use std::time::Instant;
 
 use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
+use lifecycle::Shutdown;
 use rdkafka::producer::future_producer::Delivery;
-use service_runtime::Shutdown;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::metrics::RelayMetrics;
 use super::publish::{self, SendFailure, Sent};
-use super::{ClaimedRow, Relay, Signals, backoff, claim, mark};
+use super::{ClaimedRow, Relay, Signals, claim, mark};
 
 /// A row handed to the producer, or refused by it at once (its queue full).
 type Handed = (ClaimedRow, Result<Sent, SendFailure>);
@@ -166,7 +166,7 @@ impl Relay {
                     full = false;
                     failures = failures.saturating_add(1);
                     tracing::warn!(%error, failures, "relay claim failed");
-                    backoff(failures)
+                    lifecycle::backoff(failures, super::DATABASE_BACKOFF_CAP)
                 }
             };
             tokio::select! {
@@ -219,7 +219,7 @@ impl Relay {
             return;
         }
         // Crash point R1: claimed, nothing sent. The lease brings the rows back.
-        service_runtime::crash_point("R1");
+        lifecycle::CrashPoint::R1.reached();
         for row in rows {
             let sent = publish::enqueue(&self.producer, &row);
             // The settler outlives the claimer, so this send finds it listening.
@@ -301,7 +301,7 @@ impl Relay {
         // Crash point R3: acked, not yet marked. The rows are in Kafka, but still
         // `SENDING` here: after the lease they are sent again, a duplicate on the
         // topic, never a loss (docs/en/01-overview.md).
-        service_runtime::crash_point("R3");
+        lifecycle::CrashPoint::R3.reached();
         // Mark sent only after the broker acked each row. A failing database is retried
         // while the lease holds; past it the version guard would refuse the mark anyway
         // (another relay owns the rows and sends them again).
@@ -314,7 +314,7 @@ impl Relay {
                 return;
             }
             tracing::warn!(%error, failures, rows = acked.len(), "mark-sent failed; retrying");
-            tokio::time::sleep(backoff(failures)).await;
+            tokio::time::sleep(lifecycle::backoff(failures, super::DATABASE_BACKOFF_CAP)).await;
         }
     }
 }

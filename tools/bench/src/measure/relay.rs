@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::future::join_all;
+use lifecycle::Shutdown;
 use outbox::{Relay, RelayConfig, RelayMode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Serialize;
-use service_runtime::Shutdown;
 use sqlx::PgPool;
 
 use crate::events::BenchEvent;

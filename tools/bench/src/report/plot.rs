@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use super::to_html::escape;
 use super::{API_TARGET, CHAIN_TARGET, CONSUMER_TARGET, E2E_P99_TARGET_MS, RELAY_TARGET, Results};
 use crate::measure::e2e::{E2ePoint, Wake};
 
@@ -14,12 +15,6 @@ const LEFT: f64 = 60.0;
 const RIGHT: f64 = 150.0;
 const TOP: f64 = 20.0;
 const BOTTOM: f64 = 40.0;
-
-pub(super) fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
 
 /// One series of the latency plot: (rate, ms) points.
 #[derive(Debug, Clone)]

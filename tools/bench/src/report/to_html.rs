@@ -6,7 +6,12 @@
 //! few lines do it without a Markdown crate. Anything else comes out as an escaped
 //! paragraph, never as raw HTML.
 
-use super::plot::escape;
+/// Text made safe inside HTML (and SVG): the three characters that start markup.
+pub(super) fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
 
 /// Inline markup of one cell or paragraph: `**bold**` and `` `code` ``, text escaped.
 pub fn inline(text: &str) -> String {

@@ -12,14 +12,16 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use drills::cluster::DrillCluster;
-use drills::outbox_relay::{Fault, relay_through};
-use drills::prometheus::DrillPrometheus;
-use drills::replication::{
+use drills::store::outbox_relay::{Fault, relay_through};
+use drills::store::prometheus::DrillPrometheus;
+use drills::store::replication::{
     AlertCheck, Outcome, leader_failover, too_few_in_sync_replicas, whole_cluster_kill,
 };
-use drills::replication_factor::{LeaderLoss, replication_factor};
-use drills::unclean_election::unclean_election;
+use drills::store::replication_factor::{LeaderLoss, replication_factor};
+use drills::store::unclean_election::unclean_election;
 use kafka_config::Acks;
 
 #[tokio::main]
@@ -27,7 +29,8 @@ async fn main() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("replication-drills: error: {e}");
+            // `{:#}`: the error with the context it gathered on the way out.
+            eprintln!("replication-drills: error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -40,7 +43,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-async fn run() -> Result<(), String> {
+async fn run() -> anyhow::Result<()> {
     let count: usize = env_or("DRILL_MESSAGES", 200);
     let base: u16 = env_or("DRILL_PORT_BASE", 9392);
     let selected = std::env::var("DRILLS")
@@ -56,8 +59,9 @@ async fn run() -> Result<(), String> {
         base + 200,
         base + 203
     );
-    let cluster = DrillCluster::start("drill", base)?;
-    let prometheus = DrillPrometheus::start(&cluster, base + 290)?;
+    let cluster = DrillCluster::start("drill", base).context("the drill cluster")?;
+    let prometheus =
+        DrillPrometheus::start(&cluster, base + 290).context("the drill's Prometheus")?;
     println!("Prometheus for the drill: {}", prometheus.url());
     let mut rows: Vec<Outcome> = Vec::new();
     let mut record = |o: Outcome| {
@@ -71,9 +75,13 @@ async fn run() -> Result<(), String> {
         for acks in [Acks::None, Acks::Leader, Acks::All] {
             println!(
                 "[drill 1] leader failover with followers frozen, {count} messages, acks={} ...",
-                drills::replication::acks_name(acks)
+                drills::store::replication::acks_name(acks)
             );
-            record(leader_failover(&cluster, acks, count).await?);
+            record(
+                leader_failover(&cluster, acks, count)
+                    .await
+                    .context("drill 1")?,
+            );
         }
     }
     if wants("min-isr") {
@@ -84,7 +92,10 @@ async fn run() -> Result<(), String> {
             prometheus: &prometheus,
             wait_for_slow_alerts: true,
         };
-        for o in too_few_in_sync_replicas(&cluster, count, Some(check)).await? {
+        for o in too_few_in_sync_replicas(&cluster, count, Some(check))
+            .await
+            .context("drill 2")?
+        {
             record(o);
         }
     }
@@ -94,7 +105,11 @@ async fn run() -> Result<(), String> {
                 println!(
                     "[drill 3] RF {rf}, {loss:?}, {count} messages before and {count} during ..."
                 );
-                record(replication_factor(&cluster, rf, loss, count).await?);
+                record(
+                    replication_factor(&cluster, rf, loss, count)
+                        .await
+                        .context("drill 3")?,
+                );
             }
         }
     }
@@ -104,7 +119,11 @@ async fn run() -> Result<(), String> {
                 "[drill 4] unclean leader election {}, {count} messages ...",
                 if enabled { "enabled" } else { "disabled" }
             );
-            record(unclean_election(&cluster, enabled, count).await?);
+            record(
+                unclean_election(&cluster, enabled, count)
+                    .await
+                    .context("drill 4")?,
+            );
         }
     }
     if wants("kill") {
@@ -112,14 +131,22 @@ async fn run() -> Result<(), String> {
             "[drill 5] whole cluster kill -9 under acks=all load, {} messages ...",
             count * 5
         );
-        record(whole_cluster_kill(&cluster, count * 5).await?);
+        record(
+            whole_cluster_kill(&cluster, count * 5)
+                .await
+                .context("drill 5")?,
+        );
     }
     if wants("outbox") {
         for fault in [Fault::LeaderFailover, Fault::TwoBrokersStopped] {
             println!(
                 "[drill 6] outbox relay through {fault:?}, {count} orders before and {count} during ..."
             );
-            record(relay_through(&cluster, &postgres, fault, count).await?);
+            record(
+                relay_through(&cluster, &postgres, fault, count)
+                    .await
+                    .context("drill 6")?,
+            );
         }
     }
     drop(prometheus);
@@ -131,9 +158,10 @@ async fn run() -> Result<(), String> {
         table.push_str(&r.markdown_row());
     }
     println!("\n{table}\n");
-    let dir = drills::cluster::repo_root().join("drill-results");
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("replication.md"), format!("{table}\n")).map_err(|e| e.to_string())?;
+    let dir = test_support::repo_root().join("drill-results");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("replication.md"), format!("{table}\n"))
+        .context("writing drill-results/replication.md")?;
     println!("saved to drill-results/replication.md");
     let unsafe_losses = rows.iter().filter(|r| r.safe && r.lost_acknowledged > 0);
     let broken: Vec<String> = unsafe_losses
@@ -142,8 +170,6 @@ async fn run() -> Result<(), String> {
     if broken.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "the safe configuration lost acknowledged records in: {broken:?}"
-        ))
+        anyhow::bail!("the safe configuration lost acknowledged records in: {broken:?}")
     }
 }

@@ -73,6 +73,17 @@ test: infra-up ## Run all tests against the real Postgres, Redis and 3-node Kafk
 	@bash scripts/check-docs.sh
 	@bash scripts/check-monitoring.sh
 	@bash scripts/api-fuzz.sh
+	@bash tools/control-room/browser-test/run.sh test
+
+.PHONY: control-room-test
+control-room-test: infra-up ## The control room's browser test alone (chromium + playwright-core; also part of `make test`)
+	@bash tools/control-room/browser-test/run.sh test
+
+.PHONY: control-room-drill
+control-room-drill: deps ## Every button of the control room pressed in chromium, broker faults included, on a Kafka cluster of its own
+	@bash $(NATIVE)/postgres.sh start >/dev/null
+	@bash $(NATIVE)/redis.sh start >/dev/null
+	@bash tools/control-room/browser-test/run.sh every-button
 
 .PHONY: api-fuzz
 api-fuzz: infra-up ## The API contract checked by schemathesis against a running order-service (also part of `make test`)

@@ -9,6 +9,7 @@ case "${1:-}" in
     # The ports follow the same variables the native scripts listen on (defaults: 8080,
     # 8081, 9090; Kafka: whatever its cluster was created with, asked from kafka.sh).
     kafka="$(dirname "$0")/../infra/native/kafka.sh"
+    control_room="http://127.0.0.1:${CONTROL_ROOM_PORT:-8090}"
     order="http://127.0.0.1:${ORDER_SERVICE_PORT:-8080}"
     payment="http://127.0.0.1:${PAYMENT_SERVICE_PORT:-8081}"
     prometheus="http://127.0.0.1:${PROMETHEUS_PORT:-9090}"
@@ -17,6 +18,7 @@ case "${1:-}" in
     cat <<MSG
 
   The native stack is up:
+    control room      $control_room        (the pipeline live; faults, load, one order followed)
     order-service     $order        (POST /orders, GET /orders/{id}, /metrics)
     payment-service   $payment        (GET /stats, /metrics)
     Prometheus        $prometheus        (alerts: $prometheus/alerts)

@@ -31,6 +31,11 @@ if ! dpkg -s prometheus >/dev/null 2>&1; then
   fi
 fi
 
+# The control room's browser test (make test): Debian's chromium, driven by playwright-core
+# from npm (tools/control-room/browser-test, pinned in its package-lock.json).
+command -v chromium >/dev/null || apt_install chromium
+command -v npm >/dev/null || apt_install nodejs npm
+
 command -v java >/dev/null || apt_install openjdk-17-jre-headless
 command -v mvn >/dev/null || apt_install maven
 command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"

@@ -50,7 +50,12 @@ start() {
     tcp_open 127.0.0.1 "$port" && die "port $port is taken by another process; stop it or set the port variable"
     # Spans go to one OTLP/JSON file for `make trace` (every instance appends to it);
     # set OTEL_EXPORTER_OTLP_ENDPOINT as well to see them in Jaeger or a collector.
-    DATABASE_URL="$(bash "$ROOT/infra/native/db-roles.sh" url "$bin")" \
+    url="$(bash "$ROOT/infra/native/db-roles.sh" url "$bin")"
+    # The control room's "cut the payment database": payment-service through its proxy.
+    if [ "$bin" = payment-service ] && [ -n "${PAYMENT_DATABASE_PROXY:-}" ]; then
+      url="${url/@127.0.0.1:[0-9]*\//@$PAYMENT_DATABASE_PROXY/}"
+    fi
+    DATABASE_URL="$url" \
     PORT="$port" OTEL_TRACES_FILE="${OTEL_TRACES_FILE:-$STATE_DIR/traces/spans.jsonl}" \
       nohup "$BIN_DIR/$bin" >>"$DIR/$name.log" 2>&1 &
     echo $! >"$DIR/$name.pid"
@@ -62,15 +67,35 @@ start() {
     fi
     log "$name up: http://127.0.0.1:$port  (log: .state/services/$name.log)"
   done < <(instances)
+  start_control_room
   cat >&2 <<MSG
 
-  Ready. Try:
+  Ready. Open the control room: http://127.0.0.1:${CONTROL_ROOM_PORT:-8090}
+  Or try:
     curl -s localhost:${ORDER_SERVICE_PORT:-8080}/readyz
     curl -s localhost:${PAYMENT_SERVICE_PORT:-8081}/readyz
     make trace ORDER=<id>     one order's trace, as a waterfall
     make metrics              both services' GET /metrics
   Stop everything with: make down
 MSG
+}
+
+# The control room (tools/control-room): the page on :8090 that shows the chain live and
+# may break this stack, which it is told with CONTROL_ROOM_STACK=native-make-up. Its own
+# build, apart from the services' (features must not unify differently). CONTROL_ROOM=0: none.
+start_control_room() {
+  [ "${CONTROL_ROOM:-1}" = 1 ] || return 0
+  local port="${CONTROL_ROOM_PORT:-8090}"
+  pid_alive "$DIR/control-room.pid" && return 0
+  tcp_open 127.0.0.1 "$port" && die "port $port is taken by another process; stop it or set CONTROL_ROOM_PORT"
+  (cd "$ROOT" && cargo build --release --locked --quiet -p control-room)
+  CONTROL_ROOM_STACK=native-make-up CONTROL_ROOM_PORT="$port" \
+    nohup "$BIN_DIR/control-room" >>"$DIR/control-room.log" 2>&1 &
+  echo $! >"$DIR/control-room.pid"
+  echo "$port" >"$DIR/control-room.port"
+  wait_for 60 "control room" curl -fsS "http://127.0.0.1:$port/api/state" >/dev/null \
+    || { tail -n 20 "$DIR/control-room.log" >&2; exit 1; }
+  log "control room up: http://127.0.0.1:$port  (log: .state/services/control-room.log)"
 }
 
 # Every instance that has a pid file, however many `start` started.

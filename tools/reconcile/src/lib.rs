@@ -63,6 +63,12 @@ pub enum ReconcileError {
 }
 
 pub async fn reconcile(sources: &Sources) -> Result<Report, ReconcileError> {
+    Ok(reconcile_detailed(sources).await?.0)
+}
+
+/// The report and the accepted orders without a payment (the ids behind `lost`): pub for
+/// tools/control-room, which tells orders still in flight from lost ones by their age.
+pub async fn reconcile_detailed(sources: &Sources) -> Result<(Report, Vec<Uuid>), ReconcileError> {
     let accepted: HashSet<Uuid> = sqlx::query_scalar::<_, Uuid>("SELECT id FROM orders")
         .fetch_all(&sources.orders_db)
         .await?
@@ -119,7 +125,12 @@ pub async fn reconcile(sources: &Sources) -> Result<Report, ReconcileError> {
     }
 
     let count = |n: usize| n as u64;
-    Ok(Report {
+    let unapplied: Vec<Uuid> = accepted
+        .iter()
+        .filter(|id| !per_order.contains_key(id))
+        .copied()
+        .collect();
+    let report = Report {
         accepted: count(accepted.len()),
         published_unique: count(copies.len()),
         published_duplicate_copies: copies.values().map(|c| c - 1).sum(),
@@ -129,14 +140,10 @@ pub async fn reconcile(sources: &Sources) -> Result<Report, ReconcileError> {
         applied: count(per_order.len()),
         double_applied: per_order.values().filter(|n| **n > 1).count() as u64,
         double_charged: double_charged.unsigned_abs(),
-        lost: count(
-            accepted
-                .iter()
-                .filter(|id| !per_order.contains_key(id))
-                .count(),
-        ),
+        lost: count(unapplied.len()),
         settled: settled.unsigned_abs(),
-    })
+    };
+    Ok((report, unapplied))
 }
 
 /// The report as an aligned table.

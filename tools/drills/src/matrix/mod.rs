@@ -15,8 +15,9 @@ pub mod catalogue;
 mod crash;
 mod lost_ack;
 mod membership;
-pub(crate) mod outages;
-pub(crate) mod poison;
+// pub: tools/control-room calls the drills' fault code (cut proxy, copies, poison).
+pub mod outages;
+pub mod poison;
 pub mod table;
 
 pub use broker::{broker_down, broker_down_longer_than_give_up};

@@ -24,7 +24,8 @@ pub async fn payment_database_down() -> Result<Row, DrillError> {
 
 /// payment-service's `DATABASE_URL` through a proxy the drill can cut (set before the
 /// service starts); the database itself keeps running for everyone else.
-pub(crate) async fn payment_database_behind_proxy(
+/// pub: tools/control-room's "cut the payment database" uses the same proxy.
+pub async fn payment_database_behind_proxy(
     env: &mut DrillEnv,
 ) -> Result<CuttableProxy, DrillError> {
     let proxy = CuttableProxy::start(env.postgres_address()).await?;

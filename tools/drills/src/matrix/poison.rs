@@ -61,11 +61,11 @@ pub async fn poison_messages() -> Result<Row, DrillError> {
 
 /// How many poison messages [`publish_poison`] sends: on the order topic, and one on the
 /// payment topic.
-pub(crate) const POISON_COUNT: usize = POISON.len() + 1;
+pub const POISON_COUNT: usize = POISON.len() + 1;
 pub(crate) const POISON_ON_ORDER_TOPIC: u64 = POISON.len() as u64;
 
-fn producer(env: &DrillEnv) -> Result<FutureProducer, DrillError> {
-    kafka_config::ProducerSettings::reliable(&env.kafka_bootstrap_servers)
+fn producer(bootstrap_servers: &str) -> Result<FutureProducer, DrillError> {
+    kafka_config::ProducerSettings::reliable(bootstrap_servers)
         .client_config()
         .create()
         .map_err(DrillError::setup)
@@ -73,11 +73,25 @@ fn producer(env: &DrillEnv) -> Result<FutureProducer, DrillError> {
 
 /// Every poison shape, one after the other, each with an event id of its own.
 pub(crate) async fn publish_poison(env: &DrillEnv) -> Result<(), DrillError> {
-    let producer = producer(env)?;
+    publish_poison_to(
+        &env.kafka_bootstrap_servers,
+        &env.order_topic,
+        &env.payment_topic,
+    )
+    .await
+}
+
+/// The same on any cluster and topics: pub for tools/control-room's "send a poison message".
+pub async fn publish_poison_to(
+    bootstrap_servers: &str,
+    order_topic: &str,
+    payment_topic: &str,
+) -> Result<(), DrillError> {
+    let producer = producer(bootstrap_servers)?;
     let shapes = POISON
         .iter()
-        .map(|p| (&env.order_topic, "OrderCreated", *p))
-        .chain([(&env.payment_topic, "PaymentFailed", POISON_OUTCOME)]);
+        .map(|p| (order_topic, "OrderCreated", *p))
+        .chain([(payment_topic, "PaymentFailed", POISON_OUTCOME)]);
     for (i, (topic, event_type, payload)) in shapes.enumerate() {
         let event_id = uuid::Uuid::now_v7().to_string();
         let hs = OwnedHeaders::new()
@@ -126,14 +140,20 @@ pub(crate) async fn dead_letters(env: &DrillEnv) -> Result<Vec<kafka_config::Rec
 /// they are (same key, payload and event id), what a producer retry or a re-claimed
 /// outbox row does. The inbox must apply each once. Returns how many were re-sent.
 pub(crate) async fn publish_copies(env: &DrillEnv, n: usize) -> Result<usize, DrillError> {
-    let producer = producer(env)?;
-    let records = kafka_config::read_topic_to_end(
-        &env.kafka_bootstrap_servers,
-        &env.order_topic,
-        Duration::from_secs(60),
-    )
-    .await
-    .map_err(DrillError::unexpected)?;
+    publish_copies_to(&env.kafka_bootstrap_servers, &env.order_topic, n).await
+}
+
+/// The same on any cluster and topic: pub for tools/control-room's "re-deliver N".
+pub async fn publish_copies_to(
+    bootstrap_servers: &str,
+    order_topic: &str,
+    n: usize,
+) -> Result<usize, DrillError> {
+    let producer = producer(bootstrap_servers)?;
+    let records =
+        kafka_config::read_topic_to_end(bootstrap_servers, order_topic, Duration::from_secs(60))
+            .await
+            .map_err(DrillError::unexpected)?;
     let mut sent = 0;
     for r in records
         .iter()
@@ -147,7 +167,7 @@ pub(crate) async fn publish_copies(env: &DrillEnv, n: usize) -> Result<usize, Dr
                 value: value.as_deref(),
             });
         }
-        let mut record = FutureRecord::<[u8], [u8]>::to(&env.order_topic).headers(hs);
+        let mut record = FutureRecord::<[u8], [u8]>::to(order_topic).headers(hs);
         if let Some(key) = &r.key {
             record = record.key(key);
         }

@@ -3,61 +3,13 @@
 // brokers 1-3 and a controller, so a broker stop shrinks the ISR for real). Under a load,
 // one fault after the other, each healed; at the end the page must show every accepted
 // order applied, nothing lost, nothing applied twice. Screenshots per fault.
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { Fatal, log, openControlRoom } from "./page.mjs";
 
-const url = process.env.CONTROL_ROOM_URL;
-const artifacts = process.env.ARTIFACTS || new URL("./artifacts/", import.meta.url).pathname;
-if (!url) throw new Error("CONTROL_ROOM_URL is not set");
-mkdirSync(artifacts, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox"],
-});
-const page = await browser.newPage({ viewport: { width: 1400, height: 1500 } });
-const log = (msg) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
-const text = (id) => page.locator("#" + id).innerText();
-const number = async (id) => {
-  const t = (await text(id)).trim();
-  if (t === "" || Number.isNaN(Number(t))) throw new Error(`#${id} shows ${JSON.stringify(t)}`);
-  return Number(t);
-};
+const { url, artifacts, browser, page, text, number, until, press: pressWithin } = await openControlRoom();
 let n = 0;
 const shot = async (name) => page.screenshot({ path: `${artifacts}/${String(++n).padStart(2, "0")}-${name}.png`, fullPage: true });
-
-// A probe throws Fatal for what must never show (lost, applied twice): no more waiting.
-class Fatal extends Error {}
-
-async function until(what, probe, seconds) {
-  const deadline = Date.now() + seconds * 1000;
-  let why = "";
-  while (Date.now() < deadline) {
-    try {
-      const r = await probe();
-      if (r === true) return;
-      why = r;
-    } catch (e) {
-      if (e instanceof Fatal) throw e;
-      why = String(e.message || e);
-    }
-    await page.waitForTimeout(1000);
-  }
-  throw new Error(`${what}: not within ${seconds} s (last: ${why})`);
-}
-
-async function press(id) {
-  log(`press #${id}`);
-  await page.click("#" + id);
-  await until(`#${id} answered`, async () => {
-    const m = await text("message");
-    return m.startsWith("done:") || m.startsWith("FAILED:") || "waiting";
-  }, 180);
-  const m = await text("message");
-  log(`  ${m}`);
-  if (!m.startsWith("done:")) throw new Error(`#${id}: ${m}`);
-}
+// The broker faults take longer to answer than the test's buttons.
+const press = (id) => pressWithin(id, { seconds: 180 });
 
 // A fault, a few seconds of it under load, a screenshot, then its undo.
 async function fault(name, on, off, seconds = 8) {

@@ -5,65 +5,12 @@
 // the business key catches N more copies, applied twice stays 0.
 //
 //   CONTROL_ROOM_URL=http://127.0.0.1:<port>/ node test.mjs      (run.sh starts one)
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { Fatal, log, openControlRoom } from "./page.mjs";
 
-const url = process.env.CONTROL_ROOM_URL;
-const artifacts = process.env.ARTIFACTS || new URL("./artifacts/", import.meta.url).pathname;
 const N = 10;
-if (!url) throw new Error("CONTROL_ROOM_URL is not set");
-mkdirSync(artifacts, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  // Root in CI containers: chromium's sandbox needs user namespaces it may not get.
-  args: ["--no-sandbox"],
-});
-const page = await browser.newPage({ viewport: { width: 1400, height: 1500 } });
+const { url, artifacts, browser, page, text, number, until, press } = await openControlRoom();
 let step = "open";
-const log = (msg) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
 const shot = (name) => page.screenshot({ path: `${artifacts}/${name}.png`, fullPage: true });
-const text = (id) => page.locator("#" + id).innerText();
-const number = async (id) => {
-  const t = (await text(id)).trim();
-  const n = Number(t);
-  if (t === "" || Number.isNaN(n)) throw new Error(`#${id} shows ${JSON.stringify(t)}, not a number`);
-  return n;
-};
-
-// Polls `probe` (which returns true or a string saying what it still waits for).
-// A probe throws Fatal for what must never show (lost, applied twice): no more waiting.
-class Fatal extends Error {}
-
-async function until(what, probe, seconds) {
-  const deadline = Date.now() + seconds * 1000;
-  let why = "";
-  while (Date.now() < deadline) {
-    try {
-      const r = await probe();
-      if (r === true) return;
-      why = r;
-    } catch (e) {
-      if (e instanceof Fatal) throw e;
-      why = String(e.message || e);
-    }
-    await page.waitForTimeout(1000);
-  }
-  throw new Error(`${what}: not within ${seconds} s (last: ${why})`);
-}
-
-async function press(id, expectOk = true) {
-  log(`press #${id}`);
-  await page.click("#" + id);
-  await until(`#${id} answered`, async () => {
-    const m = await text("message");
-    return m.startsWith("done:") || m.startsWith("FAILED:") || `message: ${m}`;
-  }, 120);
-  const m = await text("message");
-  if (expectOk && !m.startsWith("done:")) throw new Error(`#${id}: ${m}`);
-  log(`  ${m}`);
-}
 
 try {
   step = "the page goes live";

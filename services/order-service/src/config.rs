@@ -84,14 +84,10 @@ impl Config {
     }
 }
 
+/// Zero would expire every key at once (idempotency silently off): `parse_hours` refuses
+/// anything under a minute.
 fn retention_hours(lookup: &impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
-    const NAME: &str = "IDEMPOTENCY_RETENTION_HOURS";
-    let hours: u32 = parse_var(lookup, NAME, 24)?;
-    if hours == 0 {
-        // Zero would expire every key at once: idempotency silently off.
-        return Err(ConfigError::new(NAME, "0", "at least 1 hour"));
-    }
-    Ok(Duration::from_secs(u64::from(hours) * 3600))
+    service_config::parse_hours(lookup, "IDEMPOTENCY_RETENTION_HOURS", 24)
 }
 
 #[cfg(test)]
@@ -114,7 +110,11 @@ mod tests {
             retention(Some("72")).ok(),
             Some(Duration::from_secs(72 * 3600))
         );
-        for bad in ["0", "-1", "1.5", "a day"] {
+        assert_eq!(
+            retention(Some("1.5")).ok(),
+            Some(Duration::from_secs(90 * 60))
+        );
+        for bad in ["0", "-1", "0.001", "a day"] {
             let error = retention(Some(bad)).expect_err(bad);
             assert_eq!(error.variable, "IDEMPOTENCY_RETENTION_HOURS");
         }

@@ -22,8 +22,8 @@ mod retention;
 pub use fast_path::{CALL_BUDGET, FastPath, FastPathStats, PAUSE_AFTER_FAILURE};
 pub use purge::purge_older_than;
 pub use retention::{
-    DEFAULT_RETENTION_HOURS, dedup_outlives_topic, keep_within_retention, purge_periodically,
-    retention_from_lookup, warn_if_shorter_than_topic,
+    DEFAULT_RETENTION_HOURS, MAX_PURGE_INTERVAL, dedup_outlives_topic, keep_within_retention,
+    purge_periodically, retention_from_lookup, warn_if_shorter_than_topic,
 };
 
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};

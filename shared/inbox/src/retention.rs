@@ -1,9 +1,9 @@
 //! Dedup retention: the inbox forgets event ids after `DEDUP_RETENTION_HOURS`, and must
 //! not forget them before the topic forgets the events (docs/en/06-idempotency.md).
 //!
-//! Every service with an inbox runs both halves: the hourly purge of its own group's
-//! rows ([`purge_periodically`]) and, at start, the comparison with the topic's
-//! retention ([`warn_if_shorter_than_topic`]). (They lived in payment-service before, so
+//! Every service with an inbox runs both halves: the purge of its own group's rows, every
+//! tenth of the retention and at least hourly ([`purge_periodically`]), and, at start,
+//! the comparison with the topic's retention ([`warn_if_shorter_than_topic`]). (They lived in payment-service before, so
 //! order-service's inbox grew for ever.)
 
 use std::time::Duration;
@@ -12,30 +12,24 @@ use lifecycle::Shutdown;
 use sqlx::PgPool;
 
 /// `DEDUP_RETENTION_HOURS`'s default: a week, the topics' `retention.ms` here.
-pub const DEFAULT_RETENTION_HOURS: u64 = 168;
+pub const DEFAULT_RETENTION_HOURS: u32 = 168;
 
-/// Reads `DEDUP_RETENTION_HOURS` (default [`DEFAULT_RETENTION_HOURS`], at least 1).
+/// Reads `DEDUP_RETENTION_HOURS` (default [`DEFAULT_RETENTION_HOURS`]; decimals allowed,
+/// at least a minute: `service_config::parse_hours`).
 pub fn retention_from_lookup(
     lookup: &impl Fn(&str) -> Option<String>,
 ) -> Result<Duration, service_config::ConfigError> {
-    let hours: u64 =
-        service_config::parse_var(lookup, "DEDUP_RETENTION_HOURS", DEFAULT_RETENTION_HOURS)?;
-    if hours == 0 {
-        return Err(service_config::ConfigError::new(
-            "DEDUP_RETENTION_HOURS",
-            "0",
-            "a positive number of hours (0 would forget every id at once)",
-        ));
-    }
-    Ok(Duration::from_secs(hours.saturating_mul(3600)))
+    service_config::parse_hours(lookup, "DEDUP_RETENTION_HOURS", DEFAULT_RETENTION_HOURS)
 }
 
-/// How often the purge runs. Deleting a little often keeps each `DELETE` short.
-const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+/// The purge runs every tenth of the retention, and at least this often. Deleting a
+/// little often keeps each `DELETE` short.
+pub const MAX_PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The inbox's upkeep, one task per service with an inbox: the dedup retention checked
 /// against the topic's once ([`warn_if_shorter_than_topic`]), then the group's rows
-/// purged every hour ([`purge_periodically`]) until shutdown.
+/// purged every tenth of the retention, at least hourly ([`purge_periodically`]), until
+/// shutdown.
 pub async fn keep_within_retention(
     pool: PgPool,
     consumer_group: String,
@@ -48,19 +42,20 @@ pub async fn keep_within_retention(
     purge_periodically(pool, consumer_group, retention, shutdown).await;
 }
 
-/// Deletes the group's inbox rows older than `retention`, now and every hour, until
-/// shutdown.
+/// Deletes the group's inbox rows older than `retention`, now and then every
+/// `lifecycle::purge_interval(retention, MAX_PURGE_INTERVAL)`, until shutdown.
 pub async fn purge_periodically(
     pool: PgPool,
     consumer_group: String,
     retention: Duration,
     shutdown: Shutdown,
 ) {
-    lifecycle::every(PURGE_INTERVAL, &shutdown, || async {
+    let interval = lifecycle::purge_interval(retention, MAX_PURGE_INTERVAL);
+    lifecycle::every(interval, &shutdown, || async {
         match crate::purge_older_than(&pool, &consumer_group, retention).await {
             Ok(deleted) => tracing::info!(
                 deleted,
-                retention_hours = retention.as_secs() / 3600,
+                retention_s = retention.as_secs(),
                 group = %consumer_group,
                 "inbox purge"
             ),

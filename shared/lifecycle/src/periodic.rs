@@ -21,12 +21,32 @@ where
     }
 }
 
+/// How often a purge runs for a given retention: a tenth of it, and never less often
+/// than `at_most`. A table then holds between one retention and 1.1 retentions of rows,
+/// whether the retention is a week (deployments) or minutes (the soak).
+pub fn purge_interval(retention: Duration, at_most: Duration) -> Duration {
+    (retention / 10).clamp(Duration::from_secs(1), at_most)
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+
+    #[test]
+    fn a_purge_runs_every_tenth_of_the_retention_up_to_a_bound() {
+        let hour = Duration::from_secs(3600);
+        let five_minutes = Duration::from_secs(300);
+        assert_eq!(purge_interval(168 * hour, five_minutes), five_minutes);
+        assert_eq!(purge_interval(168 * hour, hour), hour);
+        assert_eq!(purge_interval(hour / 4, hour), Duration::from_secs(90));
+        assert_eq!(
+            purge_interval(Duration::from_secs(5), hour),
+            Duration::from_secs(1)
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn steps_at_once_then_every_period_and_stops_on_shutdown() {

@@ -140,6 +140,37 @@ where
     Ok(value)
 }
 
+/// A retention in hours (`OUTBOX_RETENTION_HOURS`, `DEDUP_RETENTION_HOURS`,
+/// `IDEMPOTENCY_RETENTION_HOURS`): a decimal number, so that a drill can keep rows for
+/// minutes (`0.25` = 15 min) where a deployment keeps them for days. Less than a minute
+/// is refused: it would forget a record while its copies can still arrive.
+pub fn parse_hours(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default_hours: u32,
+) -> Result<std::time::Duration, ConfigError> {
+    let Some(raw) = lookup(name) else {
+        return Ok(std::time::Duration::from_secs(
+            u64::from(default_hours) * 3600,
+        ));
+    };
+    let hours: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|e| ConfigError::new(name, &raw, format!("cannot parse: {e}")))?;
+    // 10 years is far beyond any topic's retention; the bound keeps the arithmetic finite.
+    if !(hours.is_finite() && (1.0 / 60.0..=87_600.0).contains(&hours)) {
+        return Err(ConfigError::new(
+            name,
+            &raw,
+            "a number of hours from 0.0167 (one minute) to 87600 (decimals allowed: 0.25 = 15 min)",
+        ));
+    }
+    Ok(std::time::Duration::from_millis(
+        (hours * 3_600_000.0).round() as u64,
+    ))
+}
+
 /// Parses `value` as a URL whose scheme is one of `schemes`.
 pub fn parse_url(
     variable: &'static str,
@@ -232,6 +263,29 @@ mod tests {
         assert_eq!(redact(unparsable), "postgres://app:***@db:notaport/orders");
         assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redact("not a url"), "not a url");
+    }
+
+    #[test]
+    fn retention_hours_take_decimals_from_one_minute_up() {
+        let hours = |value: Option<&str>| {
+            parse_hours(
+                &|_: &str| value.map(str::to_owned),
+                "DEDUP_RETENTION_HOURS",
+                168,
+            )
+        };
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(hours(None).ok(), Some(168 * hour));
+        assert_eq!(hours(Some("24")).ok(), Some(24 * hour));
+        assert_eq!(hours(Some("0.25")).ok(), Some(hour / 4));
+        assert_eq!(
+            hours(Some("0.0167")).ok(),
+            Some(std::time::Duration::from_millis(60_120))
+        );
+        for bad in ["0", "0.01", "-1", "NaN", "inf", "100000", "a week", ""] {
+            let error = hours(Some(bad)).expect_err(bad);
+            assert_eq!(error.variable, "DEDUP_RETENTION_HOURS");
+        }
     }
 
     const DEFAULTS: Defaults = Defaults {

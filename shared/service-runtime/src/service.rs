@@ -40,9 +40,9 @@ pub struct CommonConfig {
     /// `CONSUMER_CONCURRENCY` (messages of different keys handled at once) and
     /// `CONSUMER_MAX_RETRIES`: see `message_consumer::ConsumerTuning`.
     pub consumer: ConsumerTuning,
-    /// `DEDUP_RETENTION_HOURS` (default 168, at least 1): how long the inbox remembers
-    /// an event id before the purge forgets it; compared with the consumed topic's
-    /// `retention.ms` at start (`inbox::retention_from_lookup`).
+    /// `DEDUP_RETENTION_HOURS` (default 168, decimals allowed, at least a minute): how
+    /// long the inbox remembers an event id before the purge forgets it; compared with
+    /// the consumed topic's `retention.ms` at start (`inbox::retention_from_lookup`).
     pub dedup_retention: Duration,
     /// `CRASH_AT`: the failure drills' crash point, checked against the list at start.
     pub crash_at: Option<CrashPoint>,
@@ -139,7 +139,8 @@ impl ServiceSkeleton {
         );
         // A replayed or re-read copy must still find its inbox record: the inbox forgets
         // event ids after DEDUP_RETENTION_HOURS, compared with the consumed topic's
-        // retention (a warning, not a refusal to start), then purged hourly.
+        // retention (a warning, not a refusal to start), then purged every tenth of the
+        // retention (at least hourly).
         tasks.spawn(
             "inbox retention",
             inbox::keep_within_retention(

@@ -28,12 +28,30 @@ pub fn binary(name: &str) -> Result<PathBuf, DrillError> {
 }
 
 /// The process's stderr (its logs, a crash point's last words) goes to
-/// `drill-results/logs/<service>-<port>.log`, out of the matrix's way.
+/// `drill-results/logs/<service>-<port>.log`, out of the matrix's way. A process
+/// restarted on its port appends below its predecessor's last words, after a line that
+/// says when it started.
 fn log_file(name: &str, port: u16) -> Stdio {
+    use std::io::Write;
     let dir = test_support::repo_root().join("drill-results/logs");
     let _ = std::fs::create_dir_all(&dir);
-    std::fs::File::create(dir.join(format!("{name}-{port}.log")))
-        .map_or_else(|_| Stdio::null(), Stdio::from)
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{name}-{port}.log")))
+        .map_or_else(
+            |_| Stdio::null(),
+            |mut file| {
+                let _ = writeln!(file, "=== {name} started at {} ===", chrono::Utc::now());
+                Stdio::from(file)
+            },
+        )
+}
+
+/// The services log errors only, unless the caller's environment sets `RUST_LOG` (the
+/// soak keeps warnings: why a row waited).
+fn log_level(env: &HashMap<String, String>) -> &str {
+    env.get("RUST_LOG").map_or("error", String::as_str)
 }
 
 /// One running service process.
@@ -68,7 +86,7 @@ impl ServiceProcess {
             .envs(env)
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())
-            .env("RUST_LOG", "error")
+            .env("RUST_LOG", log_level(env))
             .env_remove("CRASH_AT")
             .stdout(Stdio::null())
             .stderr(log_file(name, port));
@@ -95,7 +113,7 @@ impl ServiceProcess {
     ) -> Result<Self, DrillError> {
         let child = Command::new(binary(name)?)
             .envs(env)
-            .env("RUST_LOG", "error")
+            .env("RUST_LOG", log_level(env))
             .stdout(Stdio::null())
             .stderr(log_file(name, slot))
             .spawn()

@@ -9,10 +9,11 @@ use crate::error::DrillError;
 
 /// Waits until every accepted order is settled and paid, or until nothing has moved for
 /// `quiet` (a lost message never arrives: waiting longer would not change the count).
+/// The outbox's backlog draining is movement too.
 pub async fn settle(env: &DrillEnv, quiet: Duration) -> Result<(), DrillError> {
     let orders = env.orders_pool().await;
     let payments = env.payments_pool().await;
-    let mut last = (-1, -1, -1);
+    let mut last = (-1, -1, -1, -1);
     let mut since = tokio::time::Instant::now();
     loop {
         let accepted: i64 = scalar(&orders, "SELECT count(*) FROM orders").await;
@@ -25,7 +26,9 @@ pub async fn settle(env: &DrillEnv, quiet: Duration) -> Result<(), DrillError> {
         if accepted > 0 && settled == accepted && paid >= accepted {
             return Ok(());
         }
-        let now = (accepted, settled, paid);
+        let unsent: i64 =
+            scalar(&orders, "SELECT count(*) FROM outbox WHERE state <> 'SENT'").await;
+        let now = (accepted, settled, paid, unsent);
         if now != last {
             last = now;
             since = tokio::time::Instant::now();

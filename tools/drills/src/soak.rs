@@ -13,7 +13,8 @@
 //!
 //! It ends with the reconciliation (0 lost, 0 applied twice, 0 double-charged, every
 //! accepted order final), and with what a long run adds: do the outbox, the inboxes and
-//! the send log stay flat, and does each service's memory (RSS).
+//! the send log stay flat once their purges have caught up (the retentions are set to a
+//! quarter of the run for that: [`Soak::retention`]), and each service's memory (RSS).
 //!
 //! Every fault goes to a stack of the soak's own: a Kafka cluster (`KAFKA_CLUSTER=soak`),
 //! a Postgres and a Redis on other ports under `.state/soak/` ([`own_stack`]). The shared
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 use crate::cluster::{DrillCluster, free_port_base};
 
 use crate::matrix::broker::{self, BrokerOutage};
-use crate::matrix::{QUIET, outages, poison};
+use crate::matrix::{outages, poison};
 use crate::process::ServiceProcess;
 use crate::settle::settle;
 use crate::{DrillEnv, DrillError};
@@ -44,22 +45,44 @@ pub struct Soak {
     pub duration: Duration,
     /// `RATE`: orders/s, well below what the chain can take.
     pub rate: u32,
+    /// How long the outbox keeps `SENT` rows and the inboxes keep event ids
+    /// ([`retention_for`]).
+    pub retention: Duration,
 }
 
 impl Soak {
     pub fn from_env() -> Self {
+        let duration = std::env::var("DURATION")
+            .ok()
+            .and_then(|d| parse_duration(&d))
+            .unwrap_or(Duration::from_secs(3600));
         Self {
-            duration: std::env::var("DURATION")
-                .ok()
-                .and_then(|d| parse_duration(&d))
-                .unwrap_or(Duration::from_secs(3600)),
+            duration,
             rate: std::env::var("RATE")
                 .ok()
                 .and_then(|r| r.parse().ok())
                 .filter(|r| *r > 0)
                 .unwrap_or(20),
+            retention: retention_for(duration),
         }
     }
+
+    /// The direct-mode instance's steady load: a tenth of `RATE`, at least 1/s.
+    pub fn direct_rate(&self) -> u32 {
+        (self.rate / 10).max(1)
+    }
+}
+
+/// The soak's retentions: a quarter of the run (15 min in 60), from one minute (the
+/// least a retention may be) to an hour, so that the purges reach their steady state
+/// with most of the run still to go.
+///
+/// This is far below the topics' retention (a day), and the services warn about it at
+/// start: a copy read from the topic after its inbox id is gone would meet only the
+/// business key. The soak's copies are of the latest events (`poison::publish_copies`),
+/// and its redeliveries come minutes after the original at most.
+pub fn retention_for(duration: Duration) -> Duration {
+    (duration / 4).clamp(Duration::from_secs(60), Duration::from_secs(3600))
 }
 
 /// `90s`, `8m`, `1h` or plain seconds.
@@ -126,6 +149,10 @@ const ALL_BROKERS_DOWN: Duration = Duration::from_secs(60);
 const REDIS_STOPPED: Duration = Duration::from_secs(20);
 const POSTGRES_DOWN: Duration = Duration::from_secs(5);
 const PAYMENT_DATABASE_CUT: Duration = Duration::from_secs(15);
+/// How long nothing may move before the soak counts. Longer than the matrix's 20 s: after
+/// the minute without brokers a row waits up to 30 s between two sends (the relay's
+/// retry cap, `outbox::relay::mark`), and a killed relay's rows up to the 20 s lease.
+const SETTLE_QUIET: Duration = Duration::from_secs(60);
 /// Hand-made copies of events already delivered.
 const COPIES: usize = 20;
 /// Requests that hang up on the direct-mode instance, per fault that slows it.
@@ -229,14 +256,31 @@ pub async fn run(settings: Soak) -> Result<Outcome, DrillError> {
         // the delivery timeout, as the relay requires.
         ("RELAY_DELIVERY_TIMEOUT_MS", "10000"),
         ("RELAY_LEASE_MS", "20000"),
-        // The shortest retentions there are (hours): see the report on sizes.
-        ("OUTBOX_RETENTION_HOURS", "1"),
-        ("DEDUP_RETENTION_HOURS", "1"),
     ] {
         env.order_vars.insert(k.into(), v.into());
     }
-    env.payment_vars
-        .insert("DEDUP_RETENTION_HOURS".into(), "1".into());
+    // Warnings kept in drill-results/logs (a send that failed, a purge): why something
+    // waited. The Kafka client's own complaints while brokers are down stay out.
+    for vars in [&mut env.order_vars, &mut env.payment_vars] {
+        vars.insert(
+            "RUST_LOG".into(),
+            "warn,librdkafka=error,rdkafka=error".into(),
+        );
+    }
+    // Retentions short enough for the purges to reach their steady state well inside
+    // the run: the sizes must then stay flat (report::Flatness).
+    let hours = format!("{:.6}", settings.retention.as_secs_f64() / 3600.0);
+    for (vars, names) in [
+        (
+            &mut env.order_vars,
+            &["OUTBOX_RETENTION_HOURS", "DEDUP_RETENTION_HOURS"][..],
+        ),
+        (&mut env.payment_vars, &["DEDUP_RETENTION_HOURS"][..]),
+    ] {
+        for name in names {
+            vars.insert((*name).into(), hours.clone());
+        }
+    }
     let send_log = results_dir().join(format!("logs/soak-{}.send.log", env.order_group));
     let mut direct_env = env.order_service_env();
     direct_env.insert("PUBLISH_MODE".into(), "direct".into());
@@ -270,14 +314,26 @@ pub async fn run(settings: Soak) -> Result<Outcome, DrillError> {
     };
 
     let summary = results_dir().join("soak-k6-summary.json");
+    let direct_summary = results_dir().join("soak-direct-k6-summary.json");
     // A client waits out a restart or a Postgres restart, retrying with its key.
+    let patience = [("PATIENCE_MS", "120000")];
     let k6_run = k6::start(
         "soak",
         &procs.order.base_url(),
         settings.rate,
         settings.duration,
-        &[("PATIENCE_MS", "120000")],
+        &patience,
         &summary,
+    )?;
+    // A tenth of the load in direct mode, so that its send log fills, settles and is
+    // compacted all along (its size is one of the soak's flat sizes).
+    let direct_k6_run = k6::start(
+        "soak-direct",
+        &procs.direct.base_url(),
+        settings.direct_rate(),
+        settings.duration,
+        &patience,
+        &direct_summary,
     )?;
     let started = Instant::now();
     let at = move || started.elapsed().as_secs_f64();
@@ -285,9 +341,11 @@ pub async fn run(settings: Soak) -> Result<Outcome, DrillError> {
     outcome.timeline.push((
         0.0,
         format!(
-            "k6 starts: {} orders/s for {} s on order-service (outbox); a direct-mode order-service, payment-service and a standalone outbox-relay beside it",
+            "k6 starts: {} orders/s for {} s on order-service (outbox) and {}/s on a direct-mode order-service; payment-service and a standalone outbox-relay beside them; outbox and inbox retention {} s",
             settings.rate,
-            settings.duration.as_secs()
+            settings.duration.as_secs(),
+            settings.direct_rate(),
+            settings.retention.as_secs()
         ),
     ));
 
@@ -297,9 +355,12 @@ pub async fn run(settings: Soak) -> Result<Outcome, DrillError> {
         if let Some(wait) = due.checked_sub(started.elapsed()) {
             tokio::time::sleep(wait).await;
         }
+        // The sizes before each fault: the series the flatness is judged on.
+        outcome
+            .sizes
+            .push((at(), Sizes::measure(&env, &send_log).await));
         if i == 0 {
-            // A slot of steady load first: the starting point of sizes and RSS.
-            outcome.sizes_start = Sizes::measure(&env, &send_log).await;
+            // A slot of steady load first: the starting point of RSS.
             for s in [
                 &mut procs.order,
                 &mut procs.direct,
@@ -324,13 +385,17 @@ pub async fn run(settings: Soak) -> Result<Outcome, DrillError> {
     }
 
     let k6_status = k6::wait(k6_run).await?;
-    outcome
-        .timeline
-        .push((at(), format!("k6 ends (exit {k6_status})")));
-    settle(&env, QUIET).await?;
+    let direct_k6_status = k6::wait(direct_k6_run).await?;
+    outcome.timeline.push((
+        at(),
+        format!("k6 ends (exit {k6_status}; direct mode: exit {direct_k6_status})"),
+    ));
+    settle(&env, SETTLE_QUIET).await?;
     outcome.timeline.push((at(), "settled".into()));
 
-    outcome.sizes_end = Sizes::measure(&env, &send_log).await;
+    outcome
+        .sizes
+        .push((at(), Sizes::measure(&env, &send_log).await));
     for s in [&procs.order, &procs.direct, &procs.payment, &procs.relay] {
         outcome.rss.push(Rss {
             process: s.label,
@@ -346,13 +411,18 @@ pub async fn run(settings: Soak) -> Result<Outcome, DrillError> {
         .saturating_sub(poison::POISON_ON_ORDER_TOPIC);
     outcome.report = report;
     outcome.failed_rows = broker::count(&env, broker::FAILED_ROWS).await;
+    outcome.unsent_rows = report::unsent_rows(&env).await;
     outcome.dead_lettered = poison::dead_letters(&env).await?.len() as u64;
-    (
-        outcome.k6_orders,
-        outcome.k6_failed_requests,
-        outcome.k6_replayed,
-    ) = k6::read_summary(&summary);
-    outcome.k6_status = k6_status;
+    let (orders, failed, replayed) = k6::read_summary(&summary);
+    let (direct_orders, direct_failed, direct_replayed) = k6::read_summary(&direct_summary);
+    outcome.k6_orders = orders + direct_orders;
+    outcome.k6_failed_requests = failed + direct_failed;
+    outcome.k6_replayed = replayed + direct_replayed;
+    outcome.k6_status = if k6_status == 0 {
+        direct_k6_status
+    } else {
+        k6_status
+    };
     outcome.load_at_end = crate::load_average();
 
     for s in [procs.order, procs.direct, procs.payment, procs.relay] {
@@ -525,5 +595,13 @@ mod tests {
         assert_eq!(parse_duration("600"), Some(Duration::from_secs(600)));
         assert_eq!(parse_duration("0m"), None);
         assert_eq!(parse_duration("ten"), None);
+    }
+
+    #[test]
+    fn the_retention_is_a_quarter_of_the_run_within_a_minute_and_an_hour() {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        assert_eq!(retention_for(minutes(60)), minutes(15));
+        assert_eq!(retention_for(minutes(2)), minutes(1));
+        assert_eq!(retention_for(minutes(600)), minutes(60));
     }
 }

@@ -43,9 +43,10 @@ const SET_IN_FLIGHT_WAIT: &str = "SET LOCAL lock_timeout = '5s'";
 /// Postgres' SQLSTATE for `lock_timeout` expiring (lock_not_available).
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
-/// How often the background purge runs. Correctness never depends on it (an expired
-/// record is treated as absent anyway); it only keeps the table small.
-const PURGE_EVERY: Duration = Duration::from_secs(5 * 60);
+/// The background purge runs every tenth of the retention, and at least this often.
+/// Correctness never depends on it (an expired record is treated as absent anyway); it
+/// only keeps the table small.
+const MAX_PURGE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdempotencyError {
@@ -271,7 +272,8 @@ pub async fn purge_expired_once(pool: &PgPool, retention: Duration) -> Result<u6
 
 /// The background purge: a pass every few minutes until shutdown.
 pub async fn purge_expired(pool: PgPool, retention: Duration, shutdown: Shutdown) {
-    lifecycle::every(PURGE_EVERY, &shutdown, || async {
+    let interval = lifecycle::purge_interval(retention, MAX_PURGE_INTERVAL);
+    lifecycle::every(interval, &shutdown, || async {
         match purge_expired_once(&pool, retention).await {
             Ok(0) => {}
             Ok(purged) => tracing::info!(purged, "expired idempotency keys deleted"),

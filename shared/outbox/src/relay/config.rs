@@ -4,6 +4,12 @@ use std::time::Duration;
 
 use super::ClaimStrategy;
 
+/// `OUTBOX_RETENTION_HOURS`' default: a week.
+pub const DEFAULT_RETENTION_HOURS: u32 = 168;
+/// The purge runs every tenth of the retention, and at least this often: deleting a
+/// little often keeps each `DELETE` short.
+pub const MAX_PURGE_INTERVAL: Duration = Duration::from_secs(300);
+
 /// The two ways of waiting for the broker's acks, the study note's two variants of
 /// "synchronous confirmation" (docs/en/02-produce.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +90,10 @@ pub struct RelayConfig {
     /// down) are retried without limit and never give a row up.
     pub max_attempts: i32,
     /// How long `SENT` rows are kept before housekeeping deletes them
-    /// (`OUTBOX_RETENTION_HOURS`, in hours).
+    /// (`OUTBOX_RETENTION_HOURS`, in hours, decimals allowed).
     pub retention: Duration,
-    /// How often [`super::Relay::run`] runs the housekeeping step.
+    /// How often [`super::Relay::run`] runs the housekeeping step: a tenth of the
+    /// retention, at most [`MAX_PURGE_INTERVAL`] (`lifecycle::purge_interval`).
     pub purge_interval: Duration,
 }
 
@@ -107,8 +114,8 @@ impl RelayConfig {
             listen_notify: true,
             enabled: true,
             max_attempts: 20,
-            retention: Duration::from_secs(168 * 3600),
-            purge_interval: Duration::from_secs(300),
+            retention: Duration::from_secs(u64::from(DEFAULT_RETENTION_HOURS) * 3600),
+            purge_interval: MAX_PURGE_INTERVAL,
         }
     }
 
@@ -131,11 +138,8 @@ impl RelayConfig {
         let concurrency = parse_at_least(lookup, "RELAY_CONCURRENCY", d.concurrency, 1)?;
         let max_in_flight = parse_at_least(lookup, "RELAY_MAX_IN_FLIGHT", d.max_in_flight, 1)?;
         // The defaults are `new`'s, written once there.
-        let retention_hours: u64 = parse_var(
-            lookup,
-            "OUTBOX_RETENTION_HOURS",
-            d.retention.as_secs() / 3600,
-        )?;
+        let retention =
+            service_config::parse_hours(lookup, "OUTBOX_RETENTION_HOURS", DEFAULT_RETENTION_HOURS)?;
         // Pauses are bounded: a huge value would hold every event back (and overflow the
         // timer that sleeps on it, a panic instead of a refusal).
         let linger_ms = parse_millis_at_most(lookup, "RELAY_LINGER_MS", millis(d.linger), 10_000)?;
@@ -171,8 +175,8 @@ impl RelayConfig {
             listen_notify: parse_var(lookup, "RELAY_LISTEN_NOTIFY", d.listen_notify)?,
             enabled: parse_var(lookup, "RELAY_ENABLED", d.enabled)?,
             max_attempts,
-            retention: Duration::from_secs(retention_hours.saturating_mul(3600)),
-            purge_interval: d.purge_interval,
+            retention,
+            purge_interval: lifecycle::purge_interval(retention, MAX_PURGE_INTERVAL),
             relay_id: d.relay_id,
         })
     }

@@ -136,9 +136,12 @@ pub(crate) async fn dead_letters(env: &DrillEnv) -> Result<Vec<kafka_config::Rec
     Ok(letters)
 }
 
-/// Hand-made duplicates: the first `n` events on the order topic published again as
+/// Hand-made duplicates: the latest `n` events on the order topic published again as
 /// they are (same key, payload and event id), what a producer retry or a re-claimed
-/// outbox row does. The inbox must apply each once. Returns how many were re-sent.
+/// outbox row does, minutes after the original at most. The inbox must apply each once.
+/// (The latest, not the first: in a long run the first events are older than the
+/// dedup retention, and the inbox has rightly forgotten them.) Returns how many were
+/// re-sent.
 pub(crate) async fn publish_copies(env: &DrillEnv, n: usize) -> Result<usize, DrillError> {
     publish_copies_to(&env.kafka_bootstrap_servers, &env.order_topic, n).await
 }
@@ -157,6 +160,7 @@ pub async fn publish_copies_to(
     let mut sent = 0;
     for r in records
         .iter()
+        .rev()
         .filter(|r| r.header(headers::EVENT_ID).is_some())
         .take(n)
     {

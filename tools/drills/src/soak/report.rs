@@ -1,6 +1,7 @@
 //! What the soak saw, and the Markdown of it (drill-results/soak.md, docs page 9).
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::DrillEnv;
 
@@ -43,6 +44,21 @@ impl Sizes {
     }
 }
 
+/// The outbox rows not `SENT` (at most 20), each with what the relay last saw.
+pub async fn unsent_rows(env: &DrillEnv) -> Vec<String> {
+    let orders = env.orders_pool().await;
+    sqlx::query_scalar(
+        "SELECT format('%s: %s, %s attempts, next claim in %s s, claimed by %s, last error: %s',
+                       id, state, attempts,
+                       round(extract(epoch FROM available_at - now())),
+                       coalesce(claimed_by, '-'), coalesce(last_error, '-'))
+           FROM outbox WHERE state <> 'SENT' ORDER BY seq LIMIT 20",
+    )
+    .fetch_all(&orders)
+    .await
+    .unwrap_or_default()
+}
+
 /// One process's resident memory at the start of the schedule, just before the schedule
 /// killed it, and at the end (the restarted process: younger than the run).
 #[derive(Debug, Clone)]
@@ -68,9 +84,12 @@ pub struct Outcome {
     pub copies_sent: u64,
     pub dead_lettered: u64,
     pub failed_rows: i64,
+    /// The outbox rows still not `SENT` when the soak counts, one line each: why an
+    /// order is still unpaid.
+    pub unsent_rows: Vec<String>,
     pub report: reconcile::Report,
-    pub sizes_start: Sizes,
-    pub sizes_end: Sizes,
+    /// The sizes before each fault and once more at the end (seconds into the run).
+    pub sizes: Vec<(f64, Sizes)>,
     pub rss: Vec<Rss>,
 }
 
@@ -90,16 +109,17 @@ impl Outcome {
             copies_sent: 0,
             dead_lettered: 0,
             failed_rows: 0,
+            unsent_rows: Vec::new(),
             report: reconcile::Report::default(),
-            sizes_start: Sizes::default(),
-            sizes_end: Sizes::default(),
+            sizes: Vec::new(),
             rss: Vec::new(),
         }
     }
 
     /// Clean: every order k6 placed accepted, nothing lost, applied or charged twice,
     /// every accepted order final, no outbox row given up, every poison message
-    /// dead-lettered, the backlog drained.
+    /// dead-lettered, the backlog drained, and every size flat once the purges caught
+    /// up (when the run was long enough to tell).
     pub fn holds(&self) -> bool {
         let r = &self.report;
         self.k6_status == 0
@@ -108,7 +128,123 @@ impl Outcome {
             && r.settled == r.accepted
             && self.failed_rows == 0
             && self.dead_lettered >= crate::matrix::poison::POISON_COUNT as u64
-            && self.sizes_end.outbox_unsent == 0
+            && self.sizes.last().is_some_and(|(_, s)| s.outbox_unsent == 0)
+            && self
+                .flatness()
+                .iter()
+                .all(|(_, verdict)| !matches!(verdict, Flat::Grew { .. }))
+    }
+
+    /// When the purges have caught up: one retention (every row older is gone) and two
+    /// purge intervals (one for a pass to come, one to spare).
+    pub fn steady_from(&self) -> Duration {
+        let retention = self.settings.retention;
+        retention + 2 * lifecycle::purge_interval(retention, inbox::MAX_PURGE_INTERVAL)
+    }
+
+    /// When the send log has been compacted twice: it drops its settled events once it
+    /// holds [`SEND_LOG_COMPACTS_AFTER`], which at the direct-mode rate takes a while.
+    pub fn send_log_steady_from(&self) -> Duration {
+        Duration::from_secs(u64::from(
+            2 * SEND_LOG_COMPACTS_AFTER / self.settings.direct_rate(),
+        ))
+    }
+
+    /// Each purged size judged on the samples taken after its steady point.
+    pub fn flatness(&self) -> Vec<(&'static str, Flat)> {
+        let series = |from: Duration, size: fn(&Sizes) -> u64| -> Flat {
+            let samples: Vec<u64> = self
+                .sizes
+                .iter()
+                .filter(|(t, _)| *t >= from.as_secs_f64())
+                .map(|(_, s)| size(s))
+                .collect();
+            Flat::judge(&samples)
+        };
+        let tables = self.steady_from();
+        vec![
+            (
+                "outbox rows",
+                series(tables, |s| s.outbox_rows.max(0).unsigned_abs()),
+            ),
+            (
+                "payment-service inbox rows",
+                series(tables, |s| s.payment_inbox_rows.max(0).unsigned_abs()),
+            ),
+            (
+                "order-service inbox rows",
+                series(tables, |s| s.order_inbox_rows.max(0).unsigned_abs()),
+            ),
+            (
+                "direct-mode send log (bytes)",
+                series(self.send_log_steady_from(), |s| s.send_log_bytes),
+            ),
+        ]
+    }
+}
+
+/// Settled events the direct-mode send log holds before a re-push pass compacts it
+/// (`order_service::direct_publish::COMPACT_AFTER_SETTLED`).
+pub const SEND_LOG_COMPACTS_AFTER: u32 = 1_000;
+
+/// Whether a size stayed flat once its purge caught up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flat {
+    /// Fewer than two samples after the steady point: the run was too short to tell.
+    NotReached,
+    /// The largest value of the later half of the samples is at most 5/4 of the earlier
+    /// half's: bounded (a sawtooth of purges or compactions passes, growth does not).
+    Yes {
+        earlier_max: u64,
+        later_max: u64,
+    },
+    Grew {
+        earlier_max: u64,
+        later_max: u64,
+    },
+}
+
+impl Flat {
+    /// A table that keeps a fixed window of rows under a steady load holds about the
+    /// same number at every sample; one that is never purged grows with the run (from
+    /// 18 to 60 minutes of rows in a 60-minute soak: the later maximum is 1.5 times the
+    /// earlier one or more).
+    pub fn judge(samples: &[u64]) -> Self {
+        if samples.len() < 2 {
+            return Self::NotReached;
+        }
+        let (earlier, later) = samples.split_at(samples.len() / 2);
+        let earlier_max = earlier.iter().copied().max().unwrap_or(0);
+        let later_max = later.iter().copied().max().unwrap_or(0);
+        if later_max.saturating_mul(4) <= earlier_max.saturating_mul(5) {
+            Self::Yes {
+                earlier_max,
+                later_max,
+            }
+        } else {
+            Self::Grew {
+                earlier_max,
+                later_max,
+            }
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Self::NotReached => "not judged: the run ends too soon after the steady point".into(),
+            Self::Yes {
+                earlier_max,
+                later_max,
+            } => format!(
+                "flat (largest {earlier_max} in the earlier half, {later_max} in the later)"
+            ),
+            Self::Grew {
+                earlier_max,
+                later_max,
+            } => format!(
+                "**GREW** (largest {earlier_max} in the earlier half, {later_max} in the later)"
+            ),
+        }
     }
 }
 
@@ -138,7 +274,7 @@ pub fn markdown(o: &Outcome) -> String {
          | direct-mode clients that hung up mid-request | {} |\n\
          | orders accepted (k6 and the hung-up clients' committed orders) | {} |\n\
          | published duplicate copies (retries, re-claims, {} made by hand) | {} |\n\
-         | duplicates suppressed by the inbox | {} |\n\
+         | duplicates suppressed by the inbox (on the rows the purge has kept) | {} |\n\
          | applied (payments) | {} |\n\
          | settled (PAID / PAYMENT_FAILED) | {} |\n\
          | outbox rows FAILED | {} |\n\
@@ -163,34 +299,42 @@ pub fn markdown(o: &Outcome) -> String {
         r.double_applied,
         r.double_charged,
     ));
-    let (a, b) = (&o.sizes_start, &o.sizes_end);
     out.push_str(&format!(
-        "\n## Sizes (after the first slot of load, and at the end after settling)\n\n\
-         | size | start | end |\n|---|---:|---:|\n\
-         | outbox rows | {} | {} |\n\
-         | outbox rows not yet SENT | {} | {} |\n\
-         | outbox table (bytes, with indexes) | {} | {} |\n\
-         | payment-service inbox rows | {} | {} |\n\
-         | order-service inbox rows | {} | {} |\n\
-         | direct-mode send log (bytes) | {} | {} |\n\n\
-         The purge keeps `SENT` outbox rows and inbox ids for `OUTBOX_RETENTION_HOURS` / \
-         `DEDUP_RETENTION_HOURS`, whose least is 1 hour; the soak sets both to 1. A run \
-         shorter than an hour and a bit ends before any row is old enough to go, so its \
-         tables grow with the orders: flat is then only the backlog (unsent rows back to \
-         0). The send log is compacted every 1,000 settled events.\n",
-        a.outbox_rows,
-        b.outbox_rows,
-        a.outbox_unsent,
-        b.outbox_unsent,
-        a.outbox_bytes,
-        b.outbox_bytes,
-        a.payment_inbox_rows,
-        b.payment_inbox_rows,
-        a.order_inbox_rows,
-        b.order_inbox_rows,
-        a.send_log_bytes,
-        b.send_log_bytes,
+        "\n## Sizes\n\nMeasured before each fault and at the end after settling. The outbox \
+         keeps `SENT` rows and the inboxes keep event ids for {} s (`OUTBOX_RETENTION_HOURS` \
+         and `DEDUP_RETENTION_HOURS` set to a quarter of the run); each purge runs every \
+         tenth of its retention. From {} s on, the purges have caught up: a size that is \
+         purged stays flat, about {} orders/s × the retention. The send log is compacted \
+         every {} settled events, twice by {} s.\n\n\
+         | s | outbox rows | not yet SENT | outbox bytes | payment-service inbox | order-service inbox | send log bytes |\n\
+         |---:|---:|---:|---:|---:|---:|---:|\n",
+        o.settings.retention.as_secs(),
+        o.steady_from().as_secs(),
+        o.settings.rate + o.settings.direct_rate(),
+        SEND_LOG_COMPACTS_AFTER,
+        o.send_log_steady_from().as_secs(),
     ));
+    for (t, s) in &o.sizes {
+        out.push_str(&format!(
+            "| {t:.0} | {} | {} | {} | {} | {} | {} |\n",
+            s.outbox_rows,
+            s.outbox_unsent,
+            s.outbox_bytes,
+            s.payment_inbox_rows,
+            s.order_inbox_rows,
+            s.send_log_bytes,
+        ));
+    }
+    if !o.unsent_rows.is_empty() {
+        out.push_str("\nOutbox rows not yet `SENT` when the soak counted:\n\n");
+        for row in &o.unsent_rows {
+            out.push_str(&format!("- {row}\n"));
+        }
+    }
+    out.push_str("\n| size | after the purges caught up |\n|---|---|\n");
+    for (size, verdict) in o.flatness() {
+        out.push_str(&format!("| {size} | {} |\n", verdict.describe()));
+    }
     out.push_str(
         "\n## Memory (VmRSS)\n\nEach process is killed once by the schedule: the first one \
          is measured after the first slot and just before its kill, the restarted one at \
@@ -208,10 +352,34 @@ pub fn markdown(o: &Outcome) -> String {
     out.push_str(&format!(
         "\nVerdict: {}\n",
         if o.holds() {
-            "clean (every placed order accepted, 0 lost, 0 applied twice, 0 double-charged, all settled, no row FAILED, every poison message dead-lettered, backlog drained)"
+            "clean (every placed order accepted, 0 lost, 0 applied twice, 0 double-charged, all settled, no row FAILED, every poison message dead-lettered, backlog drained, no size grew)"
         } else {
             "FAILED"
         }
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Flat;
+
+    #[test]
+    fn a_purged_window_is_flat_and_a_growing_table_is_not() {
+        // 20 orders/s kept 15 min, sampled every 4.6 min from the 18th minute.
+        let kept = [
+            18_400, 18_100, 18_900, 17_800, 18_600, 18_300, 18_700, 17_900, 16_000,
+        ];
+        assert!(matches!(Flat::judge(&kept), Flat::Yes { .. }));
+        // Compactions: a sawtooth.
+        let sawtooth = [90_000, 12_000, 101_000, 40_000, 88_000, 5_000];
+        assert!(matches!(Flat::judge(&sawtooth), Flat::Yes { .. }));
+        // Never purged: every row since the start.
+        let grows = [
+            22_000, 27_600, 33_000, 38_800, 44_400, 50_000, 55_500, 61_000, 66_700,
+        ];
+        assert!(matches!(Flat::judge(&grows), Flat::Grew { .. }));
+        assert_eq!(Flat::judge(&[18_000]), Flat::NotReached);
+        assert_eq!(Flat::judge(&[]), Flat::NotReached);
+    }
 }

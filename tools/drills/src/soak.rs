@@ -538,7 +538,7 @@ async fn inject(
             poison::publish_poison(env).await?;
             outcome.copies_sent += copies as u64;
             format!(
-                "{copies} copies of delivered events and {} poison messages published",
+                "{copies} copies of the latest delivered events and {} poison messages published",
                 poison::POISON_COUNT
             )
         }

@@ -304,12 +304,14 @@ pub fn markdown(o: &Outcome) -> String {
          keeps `SENT` rows and the inboxes keep event ids for {} s (`OUTBOX_RETENTION_HOURS` \
          and `DEDUP_RETENTION_HOURS` set to a quarter of the run); each purge runs every \
          tenth of its retention. From {} s on, the purges have caught up: a size that is \
-         purged stays flat, about {} orders/s × the retention. The send log is compacted \
-         every {} settled events, twice by {} s.\n\n\
+         purged stays flat: about {} orders/s × the retention in the outbox, {}/s in the \
+         inboxes (the direct-mode orders too). The send log is compacted every {} settled \
+         events, twice by {} s.\n\n\
          | s | outbox rows | not yet SENT | outbox bytes | payment-service inbox | order-service inbox | send log bytes |\n\
          |---:|---:|---:|---:|---:|---:|---:|\n",
         o.settings.retention.as_secs(),
         o.steady_from().as_secs(),
+        o.settings.rate,
         o.settings.rate + o.settings.direct_rate(),
         SEND_LOG_COMPACTS_AFTER,
         o.send_log_steady_from().as_secs(),

@@ -3,8 +3,8 @@
 //!
 //! Every service with an inbox runs both halves: the purge of its own group's rows, every
 //! tenth of the retention and at least hourly ([`purge_periodically`]), and, at start,
-//! the comparison with the topic's retention ([`warn_if_shorter_than_topic`]). (They lived in payment-service before, so
-//! order-service's inbox grew for ever.)
+//! the comparison with the topic's retention ([`warn_if_shorter_than_topic`]). (They
+//! lived in payment-service before, so order-service's inbox grew for ever.)
 
 use std::time::Duration;
 

@@ -259,27 +259,19 @@ pub async fn run(settings: Soak) -> Result<Outcome, DrillError> {
     ] {
         env.order_vars.insert(k.into(), v.into());
     }
-    // Warnings kept in drill-results/logs (a send that failed, a purge): why something
-    // waited. The Kafka client's own complaints while brokers are down stay out.
+    // Retentions short enough for the purges to reach their steady state well inside
+    // the run: the sizes must then stay flat (`Outcome::flatness`).
+    let hours = format!("{:.6}", settings.retention.as_secs_f64() / 3600.0);
+    env.order_vars
+        .insert("OUTBOX_RETENTION_HOURS".into(), hours.clone());
     for vars in [&mut env.order_vars, &mut env.payment_vars] {
+        vars.insert("DEDUP_RETENTION_HOURS".into(), hours.clone());
+        // Warnings kept in drill-results/logs (a send that failed, a purge): why
+        // something waited. The Kafka client's complaints while brokers are down stay out.
         vars.insert(
             "RUST_LOG".into(),
             "warn,librdkafka=error,rdkafka=error".into(),
         );
-    }
-    // Retentions short enough for the purges to reach their steady state well inside
-    // the run: the sizes must then stay flat (report::Flatness).
-    let hours = format!("{:.6}", settings.retention.as_secs_f64() / 3600.0);
-    for (vars, names) in [
-        (
-            &mut env.order_vars,
-            &["OUTBOX_RETENTION_HOURS", "DEDUP_RETENTION_HOURS"][..],
-        ),
-        (&mut env.payment_vars, &["DEDUP_RETENTION_HOURS"][..]),
-    ] {
-        for name in names {
-            vars.insert((*name).into(), hours.clone());
-        }
     }
     let send_log = results_dir().join(format!("logs/soak-{}.send.log", env.order_group));
     let mut direct_env = env.order_service_env();

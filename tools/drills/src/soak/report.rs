@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use order_service::direct_publish::COMPACT_AFTER_SETTLED;
+
 use crate::DrillEnv;
 
 use super::Soak;
@@ -143,11 +145,10 @@ impl Outcome {
     }
 
     /// When the send log has been compacted twice: it drops its settled events once it
-    /// holds [`SEND_LOG_COMPACTS_AFTER`], which at the direct-mode rate takes a while.
+    /// holds `COMPACT_AFTER_SETTLED`, which at the direct-mode rate takes a while.
     pub fn send_log_steady_from(&self) -> Duration {
-        Duration::from_secs(u64::from(
-            2 * SEND_LOG_COMPACTS_AFTER / self.settings.direct_rate(),
-        ))
+        let events = 2 * COMPACT_AFTER_SETTLED as u64;
+        Duration::from_secs(events / u64::from(self.settings.direct_rate()))
     }
 
     /// Each purged size judged on the samples taken after its steady point.
@@ -182,10 +183,6 @@ impl Outcome {
         ]
     }
 }
-
-/// Settled events the direct-mode send log holds before a re-push pass compacts it
-/// (`order_service::direct_publish::COMPACT_AFTER_SETTLED`).
-pub const SEND_LOG_COMPACTS_AFTER: u32 = 1_000;
 
 /// Whether a size stayed flat once its purge caught up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,7 +310,7 @@ pub fn markdown(o: &Outcome) -> String {
         o.steady_from().as_secs(),
         o.settings.rate,
         o.settings.rate + o.settings.direct_rate(),
-        SEND_LOG_COMPACTS_AFTER,
+        COMPACT_AFTER_SETTLED,
         o.send_log_steady_from().as_secs(),
     ));
     for (t, s) in &o.sizes {

@@ -40,12 +40,10 @@ impl<H: Handler> MessageConsumer<H> {
     /// Creates the consumer (see `kafka_config::at_least_once_consumer`) and subscribes.
     pub fn new(settings: ConsumerSettings, handler: H) -> Result<Self, KafkaError> {
         // The context sees every rebalance: before partitions are taken away, it waits
-        // for their messages in flight and stores their offsets; then, with
-        // `enable.auto.commit=true`, librdkafka itself commits the stored offsets of the
-        // partitions it removes (`rd_kafka_assignment_serve_removals` in librdkafka's
-        // rdkafka_assignment.c). Every stored offset belongs to a message whose effect is
-        // committed: the new owner resumes right after it, and nothing is re-delivered
-        // (tests/consumer_loop/rebalance.rs).
+        // for their messages in flight (and the waiting ones before them), which store
+        // their offsets, and commits those (`hand_over.rs`). Every stored offset belongs
+        // to a message whose effect is committed: the new owner resumes right after it,
+        // and nothing is re-delivered (tests/consumer_loop/rebalance.rs, parallel.rs).
         let in_flight = Arc::new(InFlight::default());
         let context = HandOver {
             in_flight: Arc::clone(&in_flight),

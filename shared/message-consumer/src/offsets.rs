@@ -17,6 +17,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 /// A partition of a topic.
 pub(crate) type PartitionId = (String, i32);
 
@@ -24,14 +26,22 @@ pub(crate) type PartitionId = (String, i32);
 struct Partition {
     /// Offsets handed to a handler (or waiting behind their key) and not finished.
     unfinished: BTreeSet<i64>,
+    /// Unfinished offsets that will not run on this member: dropped before they
+    /// started (a stop, a revoke, an earlier message of their key left unfinished) or
+    /// left unfinished mid-retry by a stop. The position never passes them, but
+    /// nothing here waits for them.
+    dropped: BTreeSet<i64>,
     /// One past the highest offset received.
     next: i64,
     /// The position last stored (the offset the next owner would start at).
     stored: i64,
     /// Messages of the partition in a handler now (started, not yet finished or
-    /// left unfinished): what a revoke waits for.
+    /// left unfinished).
     running: usize,
-    /// Being revoked: nothing of it starts any more.
+    /// The highest offset a handler started on. Permits are not handed out in offset
+    /// order, so messages before it may still be waiting for one.
+    last_started: Option<i64>,
+    /// Being revoked: only the messages up to `last_started` still start.
     revoking: bool,
 }
 
@@ -40,6 +50,19 @@ impl Partition {
     fn contiguous_position(&self) -> i64 {
         self.unfinished.first().copied().unwrap_or(self.next)
     }
+
+    /// What a revoke waits for: every message up to the last one started that has
+    /// not finished and can still run here (the running ones among them). Once they
+    /// are done the position passes every message that ran, and the next owner starts
+    /// right after them.
+    fn owed_to_revoke(&self) -> usize {
+        self.last_started.map_or(0, |last| {
+            self.unfinished
+                .range(..=last)
+                .filter(|offset| !self.dropped.contains(offset))
+                .count()
+        })
+    }
 }
 
 /// The unfinished offsets of every partition this member consumes, shared by the poll
@@ -47,9 +70,12 @@ impl Partition {
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
     partitions: Mutex<HashMap<PartitionId, Partition>>,
-    /// Signalled whenever a message finishes: the revoke hand-over and the shutdown
-    /// wait on it.
+    /// Signalled whenever a message finishes or is dropped: the revoke hand-over and
+    /// the shutdown wait on it.
     finished: Condvar,
+    /// Bumped when a revoke begins: messages waiting for a handler slot check whether
+    /// the revoke waits for them.
+    revokes: watch::Sender<u64>,
 }
 
 impl InFlight {
@@ -67,11 +93,9 @@ impl InFlight {
         let p = partitions
             .entry((topic.to_owned(), partition))
             .or_insert_with(|| Partition {
-                unfinished: BTreeSet::new(),
                 next: offset,
                 stored: offset,
-                running: 0,
-                revoking: false,
+                ..Partition::default()
             });
         p.unfinished.insert(offset);
         p.next = p.next.max(offset + 1);
@@ -81,23 +105,64 @@ impl InFlight {
     pub(crate) fn start(&self, topic: &str, partition: i32, offset: i64) -> Start {
         let mut partitions = self.lock();
         match partitions.get_mut(&(topic.to_owned(), partition)) {
-            // Revoked (or being revoked) while it waited: the next owner handles it.
+            // Revoked while it waited: the next owner handles it.
             None => Start::Revoked,
-            Some(p) if p.revoking => Start::Revoked,
+            // Being revoked, and after every message that ran: the next owner starts
+            // at it. (One before a message that ran still starts: otherwise the
+            // position would stay before that message, and the next owner would
+            // apply it again.)
+            Some(p) if p.revoking && p.last_started.is_none_or(|last| offset > last) => {
+                Start::Revoked
+            }
             // Another delivery of the same offset finished first.
             Some(p) if !p.unfinished.contains(&offset) => Start::AlreadyFinished,
             Some(p) => {
                 p.running += 1;
+                p.last_started = p.last_started.max(Some(offset));
                 Start::Go
             }
         }
     }
 
+    /// Whether a revoke under way waits for this received message: its partition is
+    /// being revoked, and a message after it ran. It then starts on a slot of the
+    /// revoke's own ([`crate::parallel`]), not behind the partitions that stay.
+    pub(crate) fn owed_to_revoke(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        self.lock()
+            .get(&(topic.to_owned(), partition))
+            .is_some_and(|p| {
+                p.revoking
+                    && p.last_started.is_some_and(|last| offset <= last)
+                    && p.unfinished.contains(&offset)
+            })
+    }
+
+    /// Changes each time a revoke begins (see [`InFlight::owed_to_revoke`]).
+    pub(crate) fn revokes(&self) -> watch::Receiver<u64> {
+        self.revokes.subscribe()
+    }
+
     /// A started message is left unfinished (shutdown during a retry): it no longer
     /// runs, and its offset stays unstored.
-    pub(crate) fn leave_unfinished(&self, topic: &str, partition: i32) {
+    pub(crate) fn leave_unfinished(&self, topic: &str, partition: i32, offset: i64) {
         if let Some(p) = self.lock().get_mut(&(topic.to_owned(), partition)) {
             p.running = p.running.saturating_sub(1);
+            p.dropped.insert(offset);
+        }
+        self.finished.notify_all();
+    }
+
+    /// Received messages that will not start here (see [`Start`], and the messages
+    /// waiting behind a key that stopped): their offsets stay unstored, and a revoke
+    /// stops waiting for them.
+    pub(crate) fn drop_unstarted(
+        &self,
+        topic: &str,
+        partition: i32,
+        offsets: impl IntoIterator<Item = i64>,
+    ) {
+        if let Some(p) = self.lock().get_mut(&(topic.to_owned(), partition)) {
+            p.dropped.extend(offsets);
         }
         self.finished.notify_all();
     }
@@ -138,11 +203,12 @@ impl InFlight {
         self.lock().values().map(|p| p.unfinished.len()).sum()
     }
 
-    /// Hands `partitions` over: nothing of them starts any more, the messages running
-    /// there are waited for (at most `within`: they store their offsets as they
-    /// finish), then the partitions are forgotten. Blocks the calling thread: for the
-    /// poll thread (the rebalance callback), never for a runtime thread. Returns how
-    /// many were still running.
+    /// Hands `partitions` over: messages after the last one started do not start any
+    /// more (the next owner gets them); the running ones, and the waiting ones before
+    /// the last started, are waited for (at most `within`: they store their offsets as
+    /// they finish); then the partitions are forgotten. Blocks the calling thread: for
+    /// the poll thread (the rebalance callback), never for a runtime thread. Returns
+    /// how many were still owed: the next owner gets those again.
     pub(crate) fn revoke(&self, partitions: &[PartitionId], within: Duration) -> usize {
         {
             let mut guard = self.lock();
@@ -152,7 +218,14 @@ impl InFlight {
                 }
             }
         }
-        let left = self.wait_idle(Some(partitions), within);
+        self.revokes.send_modify(|n| *n += 1);
+        let left = self.wait(within, |all| {
+            partitions
+                .iter()
+                .filter_map(|id| all.get(id))
+                .map(Partition::owed_to_revoke)
+                .sum()
+        });
         let mut guard = self.lock();
         for id in partitions {
             guard.remove(id);
@@ -160,23 +233,26 @@ impl InFlight {
         left
     }
 
-    /// Waits until no message of `partitions` (all, with `None`) is running, at most
-    /// `within`; returns how many still were. Blocks the calling thread.
-    pub(crate) fn wait_idle(&self, partitions: Option<&[PartitionId]>, within: Duration) -> usize {
+    /// Waits until no message is running, at most `within` (a stop: nothing new
+    /// starts); returns how many still were. Blocks the calling thread.
+    pub(crate) fn wait_idle(&self, within: Duration) -> usize {
+        self.wait(within, |all| all.values().map(|p| p.running).sum())
+    }
+
+    /// Waits until `left` counts 0, re-counting each time a message finishes, at most
+    /// `within`; returns the last count.
+    fn wait(
+        &self,
+        within: Duration,
+        left: impl Fn(&HashMap<PartitionId, Partition>) -> usize,
+    ) -> usize {
         let deadline = Instant::now() + within;
         let mut guard = self.lock();
         loop {
-            let left: usize = match partitions {
-                Some(ids) => ids
-                    .iter()
-                    .filter_map(|id| guard.get(id))
-                    .map(|p| p.running)
-                    .sum(),
-                None => guard.values().map(|p| p.running).sum(),
-            };
+            let count = left(&guard);
             let now = Instant::now();
-            if left == 0 || now >= deadline {
-                return left;
+            if count == 0 || now >= deadline {
+                return count;
             }
             guard = self
                 .finished
@@ -191,7 +267,8 @@ impl InFlight {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Start {
     Go,
-    /// Its partition was revoked: drop it, and the rest of its key (same partition).
+    /// Its partition was revoked (and it comes after every message that ran there):
+    /// drop it, and the rest of its key (same partition).
     Revoked,
     /// A copy of it already finished: skip it, the key goes on.
     AlreadyFinished,
@@ -236,7 +313,7 @@ mod tests {
     }
 
     #[test]
-    fn a_revoked_partition_starts_nothing_stores_nothing_and_waits_only_for_what_runs() {
+    fn a_revoked_partition_starts_nothing_after_what_ran_and_waits_only_for_what_runs() {
         let t = InFlight::default();
         t.receive("t", 0, 1);
         t.receive("t", 0, 2);
@@ -250,6 +327,47 @@ mod tests {
         );
         assert_eq!(t.start("t", 0, 2), Start::Revoked);
         assert_eq!(finish(&t, 1), (false, None));
-        assert_eq!(t.wait_idle(None, Duration::from_secs(5)), 0);
+        assert_eq!(t.wait_idle(Duration::from_secs(5)), 0);
+    }
+
+    #[test]
+    fn a_revoke_lets_the_messages_before_the_last_started_run_so_the_position_passes_it() {
+        let t = std::sync::Arc::new(InFlight::default());
+        for offset in 1..=4 {
+            t.receive("t", 0, offset);
+        }
+        // Handler slots are not handed out in offset order: 3 runs while 1 and 2 wait.
+        assert_eq!(t.start("t", 0, 3), Start::Go);
+        let revoke = {
+            let t = std::sync::Arc::clone(&t);
+            std::thread::spawn(move || t.revoke(&[("t".to_owned(), 0)], Duration::from_secs(10)))
+        };
+        while !t.lock()[&("t".to_owned(), 0)].revoking {
+            std::thread::yield_now();
+        }
+        // 1 and 2 still start (3 ran after them); 4 does not (nothing after it ran).
+        assert_eq!(t.start("t", 0, 4), Start::Revoked);
+        assert_eq!(finish(&t, 3), (false, None));
+        assert_eq!(t.start("t", 0, 1), Start::Go);
+        assert_eq!(t.start("t", 0, 2), Start::Go);
+        assert_eq!(finish(&t, 2), (false, None));
+        assert!(!revoke.is_finished(), "the revoke waits for message 1");
+        // 1 finishes: the position passes 3, the last that ran; the next owner starts
+        // at 4 and applies nothing twice.
+        assert_eq!(finish(&t, 1), (true, Some(4)));
+        assert_eq!(revoke.join().expect("revoke"), 0);
+    }
+
+    #[test]
+    fn a_revoke_does_not_wait_for_messages_dropped_before_they_started() {
+        let t = InFlight::default();
+        for offset in 1..=3 {
+            t.receive("t", 0, offset);
+        }
+        assert_eq!(t.start("t", 0, 3), Start::Go);
+        assert_eq!(finish(&t, 3), (false, None));
+        // 1 and 2 will never run here (their keys stopped): nothing is owed.
+        t.drop_unstarted("t", 0, [1, 2]);
+        assert_eq!(t.revoke(&[("t".to_owned(), 0)], Duration::from_secs(10)), 0);
     }
 }

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use lifecycle::Shutdown;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::hand_over::HandOver;
 use crate::offsets::{InFlight, Start};
@@ -68,6 +68,9 @@ impl OrderKey {
 struct Lanes<H> {
     waiting: Mutex<HashMap<OrderKey, VecDeque<ReceivedMessage>>>,
     permits: Arc<Semaphore>,
+    /// The revoke's own handler slots: the messages a revoke waits for start on these,
+    /// not behind the partitions that stay (which keep `permits`).
+    revoke_permits: Arc<Semaphore>,
     worker: Arc<Worker<H>>,
     consumer: Arc<BaseConsumer<HandOver>>,
     in_flight: Arc<InFlight>,
@@ -110,7 +113,13 @@ impl<H: Handler> Lanes<H> {
             if !finished {
                 // Start nothing more of this key: what waits here keeps its offset
                 // unstored.
-                waiting.remove(&key);
+                if let Some(dropped) = waiting.remove(&key) {
+                    self.in_flight.drop_unstarted(
+                        &key.topic,
+                        key.partition,
+                        dropped.iter().map(|m| m.offset),
+                    );
+                }
                 return;
             }
             match waiting.get_mut(&key).and_then(VecDeque::pop_front) {
@@ -123,32 +132,59 @@ impl<H: Handler> Lanes<H> {
         }
     }
 
+    /// A handler slot: one of `permits`, or, once a revoke waits for this message, one
+    /// of `revoke_permits`. Without its own slots a revoke would wait for its messages
+    /// behind every waiting message of the partitions that stay, and give up first.
+    /// `None`: the slots are closed.
+    async fn slot_for(
+        &self,
+        message: &ReceivedMessage,
+    ) -> Option<(&Semaphore, SemaphorePermit<'_>)> {
+        let (topic, partition, offset) = (&message.topic, message.partition, message.offset);
+        // Subscribed before the check: a revoke that begins after it wakes the wait.
+        let mut revokes = self.in_flight.revokes();
+        loop {
+            if self.in_flight.owed_to_revoke(topic, partition, offset) {
+                let permit = self.revoke_permits.acquire().await.ok()?;
+                return Some((&self.revoke_permits, permit));
+            }
+            tokio::select! {
+                permit = self.permits.acquire() => return Some((&self.permits, permit.ok()?)),
+                changed = revokes.changed() => changed.ok()?,
+            }
+        }
+    }
+
     /// Waits for a handler slot, handles one message and stores what became
     /// contiguous. `false`: left unfinished (not started because of a shutdown or a
     /// revoke, or a shutdown during its retries).
     async fn handle_one(&self, message: &ReceivedMessage) -> bool {
         let (topic, partition, offset) = (&message.topic, message.partition, message.offset);
-        let Ok(permit) = self.permits.acquire().await else {
-            return false;
+        let not_started = || {
+            self.in_flight.drop_unstarted(topic, partition, [offset]);
+            false
+        };
+        let Some((slots, permit)) = self.slot_for(message).await else {
+            return not_started();
         };
         // Starting is decided now, with a slot in hand: a message that waited while its
         // partition was revoked (or the service began to stop) does not start at all.
         if self.shutdown.is_triggered() {
-            return false;
+            return not_started();
         }
         match self.in_flight.start(topic, partition, offset) {
             Start::Go => {}
-            Start::Revoked => return false,
+            Start::Revoked => return not_started(),
             Start::AlreadyFinished => return true,
         }
         let outcome = self
             .worker
-            .apply(message, &self.shutdown, Some((&self.permits, permit)))
+            .apply(message, &self.shutdown, Some((slots, permit)))
             .await;
         if outcome.is_none() {
             // Shutdown during a retry: left unfinished, so its offset is never stored
             // and it comes again.
-            self.in_flight.leave_unfinished(topic, partition);
+            self.in_flight.leave_unfinished(topic, partition, offset);
             return false;
         }
         // Crash point C2: the effect is committed, the offset not stored yet.
@@ -192,6 +228,7 @@ pub(crate) fn poll_until_stopped<H: Handler>(
     let lanes = Arc::new(Lanes {
         waiting: Mutex::new(HashMap::new()),
         permits: Arc::new(Semaphore::new(concurrency)),
+        revoke_permits: Arc::new(Semaphore::new(concurrency)),
         worker,
         consumer: Arc::clone(&consumer),
         in_flight: Arc::clone(&in_flight),
@@ -221,7 +258,7 @@ pub(crate) fn poll_until_stopped<H: Handler>(
     }
     // Stop taking work, finish what is in flight (handlers stop retrying on the same
     // switch), then commit the stored offsets.
-    let left = in_flight.wait_idle(None, SHUTDOWN_WAIT);
+    let left = in_flight.wait_idle(SHUTDOWN_WAIT);
     if left > 0 {
         tracing::info!(
             left,

@@ -146,6 +146,9 @@ pub fn fault_interval(duration: Duration) -> Duration {
 const BROKER_STOPPED: Duration = Duration::from_secs(30);
 const LEADER_FROZEN: Duration = Duration::from_secs(20);
 const ALL_BROKERS_DOWN: Duration = Duration::from_secs(60);
+/// The schedule's longest outage: the flatness judgement needs retentions several
+/// times longer (`report::Outcome::tables_judged`).
+pub const LONGEST_OUTAGE: Duration = ALL_BROKERS_DOWN;
 const REDIS_STOPPED: Duration = Duration::from_secs(20);
 const POSTGRES_DOWN: Duration = Duration::from_secs(5);
 const PAYMENT_DATABASE_CUT: Duration = Duration::from_secs(15);

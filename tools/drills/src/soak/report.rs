@@ -151,9 +151,20 @@ impl Outcome {
         Duration::from_secs(events / u64::from(self.settings.direct_rate()))
     }
 
+    /// Whether the tables' retention window is long enough to judge. An outage of
+    /// length d holds back d of traffic, which then lands at once: for a while the
+    /// window holds up to (retention + d) of rows, 1 + d / retention times its steady
+    /// size. With a retention of at least 5 × the longest outage that stays within the
+    /// 5/4 [`Flat::judge`] allows; with less, the minute without brokers alone reads
+    /// as growth (a 4-minute run's 1-minute window: 1,573 → 1,979 rows, 0 lost).
+    /// DURATION of 20 minutes and more.
+    pub fn tables_judged(&self) -> bool {
+        self.settings.retention >= 5 * super::LONGEST_OUTAGE
+    }
+
     /// Each purged size judged on the samples taken after its steady point.
     pub fn flatness(&self) -> Vec<(&'static str, Flat)> {
-        let series = |from: Duration, size: fn(&Sizes) -> u64| -> Flat {
+        let series = |from: Duration, size: &dyn Fn(&Sizes) -> u64| -> Flat {
             let samples: Vec<u64> = self
                 .sizes
                 .iter()
@@ -162,23 +173,23 @@ impl Outcome {
                 .collect();
             Flat::judge(&samples)
         };
-        let tables = self.steady_from();
+        let table = |size: fn(&Sizes) -> i64| -> Flat {
+            if self.tables_judged() {
+                series(self.steady_from(), &|s| size(s).max(0).unsigned_abs())
+            } else {
+                Flat::WindowTooShort
+            }
+        };
         vec![
-            (
-                "outbox rows",
-                series(tables, |s| s.outbox_rows.max(0).unsigned_abs()),
-            ),
+            ("outbox rows", table(|s| s.outbox_rows)),
             (
                 "payment-service inbox rows",
-                series(tables, |s| s.payment_inbox_rows.max(0).unsigned_abs()),
+                table(|s| s.payment_inbox_rows),
             ),
-            (
-                "order-service inbox rows",
-                series(tables, |s| s.order_inbox_rows.max(0).unsigned_abs()),
-            ),
+            ("order-service inbox rows", table(|s| s.order_inbox_rows)),
             (
                 "direct-mode send log (bytes)",
-                series(self.send_log_steady_from(), |s| s.send_log_bytes),
+                series(self.send_log_steady_from(), &|s| s.send_log_bytes),
             ),
         ]
     }
@@ -189,6 +200,9 @@ impl Outcome {
 pub enum Flat {
     /// Fewer than two samples after the steady point: the run was too short to tell.
     NotReached,
+    /// The retention window is under 5 × the longest outage
+    /// ([`Outcome::tables_judged`]): one outage's backlog would read as growth.
+    WindowTooShort,
     /// The largest value of the later half of the samples is at most 5/4 of the earlier
     /// half's: bounded (a sawtooth of purges or compactions passes, growth does not).
     Yes {
@@ -229,6 +243,10 @@ impl Flat {
     fn describe(self) -> String {
         match self {
             Self::NotReached => "not judged: the run ends too soon after the steady point".into(),
+            Self::WindowTooShort => format!(
+                "not judged: the retention is under 5 × the longest outage ({} s); DURATION=20m and more",
+                super::LONGEST_OUTAGE.as_secs()
+            ),
             Self::Yes {
                 earlier_max,
                 later_max,
@@ -361,7 +379,29 @@ pub fn markdown(o: &Outcome) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Flat;
+    use std::time::Duration;
+
+    use super::{Flat, Outcome};
+    use crate::soak::{Soak, retention_for};
+
+    #[test]
+    fn tables_are_judged_only_with_a_window_five_times_the_longest_outage() {
+        let verdicts = |minutes: u64| {
+            let duration = Duration::from_secs(60 * minutes);
+            let soak = Soak {
+                duration,
+                rate: 20,
+                retention: retention_for(duration),
+            };
+            Outcome::new(soak, String::new()).flatness()
+        };
+        // 4 minutes: a 1-minute window, which the minute without brokers fills alone.
+        let short = verdicts(4);
+        assert!(short[..3].iter().all(|(_, v)| *v == Flat::WindowTooShort));
+        assert_eq!(short[3].1, Flat::NotReached, "the send log is judged apart");
+        // 20 minutes: a 5-minute window; judged (here without samples).
+        assert!(verdicts(20).iter().all(|(_, v)| *v == Flat::NotReached));
+    }
 
     #[test]
     fn a_purged_window_is_flat_and_a_growing_table_is_not() {

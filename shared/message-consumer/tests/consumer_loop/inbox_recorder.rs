@@ -56,8 +56,11 @@ pub struct InboxRecorder {
     pub group: String,
     /// Which group member handled a delivery (for the report).
     pub member: &'static str,
-    /// How long the effect takes inside its transaction (a slow provider): keeps
-    /// messages in flight long enough for a rebalance to find them there.
+    /// How long the handler is busy before the effect's transaction (a slow provider
+    /// call): keeps messages in flight long enough for a rebalance to find them there.
+    /// Outside the transaction, so it holds none of the fixture pool's 4 connections:
+    /// sixteen handlers queuing for 4 connections would make a revoke wait for the
+    /// pool, and the test would measure the pool.
     pub work: std::time::Duration,
 }
 
@@ -92,13 +95,13 @@ impl Handler for InboxRecorder {
             )));
         }
 
+        tokio::time::sleep(self.work).await;
         let first = inbox::begin_first_delivery(&self.pool, &self.group, event_id, message.into())
             .await
             .map_err(transient)?;
         let Some(mut tx) = first else {
             return Ok(Handled::Duplicate(DedupLayer::Inbox));
         };
-        tokio::time::sleep(self.work).await;
         sqlx::query("INSERT INTO inbox_applied (seq, event_id) VALUES ($1, $2)")
             .bind(seq)
             .bind(event_id)

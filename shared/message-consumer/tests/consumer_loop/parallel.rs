@@ -128,7 +128,8 @@ async fn the_stored_offset_stays_before_an_unfinished_message_so_it_comes_again(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoke_waits_for_the_messages_in_flight_and_hands_over_their_offsets() {
-    const MESSAGES: i64 = 240;
+    // At 16 handlers of 400 ms, A alone takes 18 s: B joins well before the end.
+    const MESSAGES: i64 = 720;
     let fx = Fixture::with_partitions(6).await;
     install(&fx.pool).await;
     // Two messages per key, one after the other in their partition: the second waits
@@ -138,8 +139,8 @@ async fn a_revoke_waits_for_the_messages_in_flight_and_hands_over_their_offsets(
     for s in 0..MESSAGES {
         fx.publish_with_key(&(s / 2).to_string(), s, 1).await;
     }
-    // Each effect takes 400 ms: with 16 handlers at once, a member always has messages
-    // in flight on every partition it owns.
+    // Each handler is busy 400 ms: with 16 handlers at once, a member always has
+    // messages in flight on every partition it owns.
     let work = Duration::from_millis(400);
     let a = start_member(&fx, "A", work);
     eventually("A under way", || async {

@@ -17,6 +17,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tokio::sync::watch;
+
 /// A partition of a topic.
 pub(crate) type PartitionId = (String, i32);
 
@@ -71,6 +73,9 @@ pub(crate) struct InFlight {
     /// Signalled whenever a message finishes or is dropped: the revoke hand-over and
     /// the shutdown wait on it.
     finished: Condvar,
+    /// Bumped when a revoke begins: messages waiting for a handler slot check whether
+    /// the revoke waits for them.
+    revokes: watch::Sender<u64>,
 }
 
 impl InFlight {
@@ -117,6 +122,24 @@ impl InFlight {
                 Start::Go
             }
         }
+    }
+
+    /// Whether a revoke under way waits for this received message: its partition is
+    /// being revoked, and a message after it ran. It then starts on a slot of the
+    /// revoke's own ([`crate::parallel`]), not behind the partitions that stay.
+    pub(crate) fn owed_to_revoke(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        self.lock()
+            .get(&(topic.to_owned(), partition))
+            .is_some_and(|p| {
+                p.revoking
+                    && p.last_started.is_some_and(|last| offset <= last)
+                    && p.unfinished.contains(&offset)
+            })
+    }
+
+    /// Changes each time a revoke begins (see [`InFlight::owed_to_revoke`]).
+    pub(crate) fn revokes(&self) -> watch::Receiver<u64> {
+        self.revokes.subscribe()
     }
 
     /// A started message is left unfinished (shutdown during a retry): it no longer
@@ -195,6 +218,7 @@ impl InFlight {
                 }
             }
         }
+        self.revokes.send_modify(|n| *n += 1);
         let left = self.wait(within, |all| {
             partitions
                 .iter()

@@ -23,7 +23,8 @@
 //!   It never stops polling: the member stays inside `max.poll.interval.ms`, and
 //!   rebalances are served.
 //! - **Revoke**: [`crate::hand_over`] waits for the revoked partitions' messages up to
-//!   the last one started.
+//!   the last one started, which run on slots of the revoke's own (as many again, only
+//!   while a revoke waits).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +33,7 @@ use std::time::Duration;
 
 use lifecycle::Shutdown;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::hand_over::HandOver;
 use crate::offsets::{InFlight, Start};
@@ -69,6 +70,9 @@ impl OrderKey {
 struct Lanes<H> {
     waiting: Mutex<HashMap<OrderKey, VecDeque<ReceivedMessage>>>,
     permits: Arc<Semaphore>,
+    /// The revoke's own handler slots: the messages a revoke waits for start on these,
+    /// not behind the partitions that stay (which keep `permits`).
+    revoke_permits: Arc<Semaphore>,
     worker: Arc<Worker<H>>,
     consumer: Arc<BaseConsumer<HandOver>>,
     in_flight: Arc<InFlight>,
@@ -130,6 +134,29 @@ impl<H: Handler> Lanes<H> {
         }
     }
 
+    /// A handler slot: one of `permits`, or, once a revoke waits for this message, one
+    /// of `revoke_permits`. Without its own slots a revoke would wait for its messages
+    /// behind every waiting message of the partitions that stay, and give up first.
+    /// `None`: the slots are closed.
+    async fn slot_for(
+        &self,
+        message: &ReceivedMessage,
+    ) -> Option<(&Semaphore, SemaphorePermit<'_>)> {
+        let (topic, partition, offset) = (&message.topic, message.partition, message.offset);
+        // Subscribed before the check: a revoke that begins after it wakes the wait.
+        let mut revokes = self.in_flight.revokes();
+        loop {
+            if self.in_flight.owed_to_revoke(topic, partition, offset) {
+                let permit = self.revoke_permits.acquire().await.ok()?;
+                return Some((&self.revoke_permits, permit));
+            }
+            tokio::select! {
+                permit = self.permits.acquire() => return Some((&self.permits, permit.ok()?)),
+                changed = revokes.changed() => changed.ok()?,
+            }
+        }
+    }
+
     /// Waits for a handler slot, handles one message and stores what became
     /// contiguous. `false`: left unfinished (not started because of a shutdown or a
     /// revoke, or a shutdown during its retries).
@@ -139,7 +166,7 @@ impl<H: Handler> Lanes<H> {
             self.in_flight.drop_unstarted(topic, partition, [offset]);
             false
         };
-        let Ok(permit) = self.permits.acquire().await else {
+        let Some((slots, permit)) = self.slot_for(message).await else {
             return not_started();
         };
         // Starting is decided now, with a slot in hand: a message that waited while its
@@ -154,7 +181,7 @@ impl<H: Handler> Lanes<H> {
         }
         let outcome = self
             .worker
-            .apply(message, &self.shutdown, Some((&self.permits, permit)))
+            .apply(message, &self.shutdown, Some((slots, permit)))
             .await;
         if outcome.is_none() {
             // Shutdown during a retry: left unfinished, so its offset is never stored
@@ -203,6 +230,7 @@ pub(crate) fn poll_until_stopped<H: Handler>(
     let lanes = Arc::new(Lanes {
         waiting: Mutex::new(HashMap::new()),
         permits: Arc::new(Semaphore::new(concurrency)),
+        revoke_permits: Arc::new(Semaphore::new(concurrency)),
         worker,
         consumer: Arc::clone(&consumer),
         in_flight: Arc::clone(&in_flight),

@@ -127,7 +127,7 @@ impl InFlight {
     /// Whether a revoke under way waits for this received message: its partition is
     /// being revoked, and a message after it ran. It then starts on a slot of the
     /// revoke's own ([`crate::parallel`]), not behind the partitions that stay.
-    pub(crate) fn owed_to_revoke(&self, topic: &str, partition: i32, offset: i64) -> bool {
+    pub(crate) fn is_owed_to_revoke(&self, topic: &str, partition: i32, offset: i64) -> bool {
         self.lock()
             .get(&(topic.to_owned(), partition))
             .is_some_and(|p| {
@@ -137,7 +137,7 @@ impl InFlight {
             })
     }
 
-    /// Changes each time a revoke begins (see [`InFlight::owed_to_revoke`]).
+    /// Changes each time a revoke begins (see [`InFlight::is_owed_to_revoke`]).
     pub(crate) fn revokes(&self) -> watch::Receiver<u64> {
         self.revokes.subscribe()
     }

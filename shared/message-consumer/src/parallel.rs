@@ -146,7 +146,7 @@ impl<H: Handler> Lanes<H> {
         // Subscribed before the check: a revoke that begins after it wakes the wait.
         let mut revokes = self.in_flight.revokes();
         loop {
-            if self.in_flight.owed_to_revoke(topic, partition, offset) {
+            if self.in_flight.is_owed_to_revoke(topic, partition, offset) {
                 let permit = self.revoke_permits.acquire().await.ok()?;
                 return Some((&self.revoke_permits, permit));
             }

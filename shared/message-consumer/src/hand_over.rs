@@ -5,9 +5,13 @@
 //! offsets of the removed partitions (`rd_kafka_assignment_serve_removals`). With
 //! messages still in a handler, their offsets are not stored yet: the next owner would
 //! get them again. So before the partitions go, the callback stops their waiting
-//! messages from starting (the next owner gets those), waits — bounded — until the
-//! running ones have finished and stored their offsets, forgets the partitions, and
-//! commits the stored offsets synchronously.
+//! messages after the last one started (the next owner gets those), waits — bounded —
+//! until the running ones and the waiting ones before the last started have finished
+//! and stored their offsets, forgets the partitions, and commits the stored offsets
+//! synchronously. (Handler slots are not handed out in offset order: offset 16 may run
+//! while 6 waits. Stopping 6 would keep the position at 6, and the next owner would
+//! apply 16 again. The ones the revoke waits for run on slots of its own,
+//! `parallel::Lanes::slot_for`.)
 //!
 //! The callback is synchronous: rust-rdkafka runs it inside `poll()`, on the thread that
 //! polls. Waiting there for tokio tasks would deadlock if that thread were one of the
@@ -27,8 +31,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 use crate::offsets::{InFlight, PartitionId};
 
-/// How long a revoke waits for the revoked partitions' messages in flight. Well inside
-/// `max.poll.interval.ms` (300 s): the member keeps its place in the group meanwhile.
+/// How long a revoke waits for the revoked partitions' messages in flight (and those
+/// before them still waiting for a slot). Well inside `max.poll.interval.ms` (300 s):
+/// the member keeps its place in the group meanwhile.
 pub const REVOKE_WAIT: Duration = Duration::from_secs(10);
 
 /// The consumer's context: sees every rebalance.

@@ -59,7 +59,7 @@ impl ConsumerContext for HandOver {
             tracing::warn!(
                 left,
                 ?revoked,
-                "revoke: messages still in flight after {REVOKE_WAIT:?}; the next owner gets them again"
+                "revoke: messages up to the last one started still unfinished after {REVOKE_WAIT:?}; the next owner gets them again"
             );
         } else {
             tracing::debug!(

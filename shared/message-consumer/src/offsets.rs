@@ -51,15 +51,27 @@ impl Partition {
         self.unfinished.first().copied().unwrap_or(self.next)
     }
 
-    /// What a revoke waits for: every message up to the last one started that has
-    /// not finished and can still run here (the running ones among them). Once they
-    /// are done the position passes every message that ran, and the next owner starts
-    /// right after them.
+    /// Whether a handler started on `offset` or on a later message of the partition.
+    fn started_through(&self, offset: i64) -> bool {
+        self.last_started.is_some_and(|last| offset <= last)
+    }
+
+    /// Whether a revoke waits for `offset`: up to the last message started, not
+    /// finished, and still able to run here (running, or waiting for a slot or its key).
+    /// Once none is left the position passes every message that ran, and the next
+    /// owner starts right after them.
+    fn owes(&self, offset: i64) -> bool {
+        self.started_through(offset)
+            && self.unfinished.contains(&offset)
+            && !self.dropped.contains(&offset)
+    }
+
+    /// How many messages a revoke still waits for ([`Partition::owes`]).
     fn owed_to_revoke(&self) -> usize {
         self.last_started.map_or(0, |last| {
             self.unfinished
                 .range(..=last)
-                .filter(|offset| !self.dropped.contains(offset))
+                .filter(|offset| self.owes(**offset))
                 .count()
         })
     }
@@ -111,9 +123,7 @@ impl InFlight {
             // at it. (One before a message that ran still starts: otherwise the
             // position would stay before that message, and the next owner would
             // apply it again.)
-            Some(p) if p.revoking && p.last_started.is_none_or(|last| offset > last) => {
-                Start::Revoked
-            }
+            Some(p) if p.revoking && !p.started_through(offset) => Start::Revoked,
             // Another delivery of the same offset finished first.
             Some(p) if !p.unfinished.contains(&offset) => Start::AlreadyFinished,
             Some(p) => {
@@ -130,11 +140,7 @@ impl InFlight {
     pub(crate) fn is_owed_to_revoke(&self, topic: &str, partition: i32, offset: i64) -> bool {
         self.lock()
             .get(&(topic.to_owned(), partition))
-            .is_some_and(|p| {
-                p.revoking
-                    && p.last_started.is_some_and(|last| offset <= last)
-                    && p.unfinished.contains(&offset)
-            })
+            .is_some_and(|p| p.revoking && p.owes(offset))
     }
 
     /// Changes each time a revoke begins (see [`InFlight::is_owed_to_revoke`]).
